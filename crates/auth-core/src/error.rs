@@ -1,0 +1,54 @@
+//! The one error type of the domain services.
+
+use crate::store::{StoreError, UniqueField};
+use crate::token::TokenError;
+use crate::validation::ValidationErrors;
+
+/// Everything an [`AuthService`](crate::AuthService) operation can fail with.
+///
+/// The HTTP layer maps each variant to exactly one response; the messages
+/// here are safe to show (they never contain secrets or driver text).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The input broke one or more rules; nothing was changed.
+    #[error("invalid input: {0}")]
+    Validation(ValidationErrors),
+    /// A unique field (username or email) is already taken.
+    #[error("the {0} is already taken")]
+    Conflict(UniqueField),
+    /// Wrong login or password. Deliberately says nothing about which.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The account exists but may not log in.
+    #[error("the account is disabled")]
+    AccountDisabled,
+    /// An access token was missing its user, or failed verification.
+    #[error("invalid token: {0}")]
+    InvalidToken(#[from] TokenError),
+    /// The password-hashing queue is full; the caller should retry later.
+    #[error("the server is busy hashing passwords; retry shortly")]
+    Overloaded,
+    /// The store did not answer (down, timed out, pool exhausted).
+    #[error("the store is unavailable")]
+    StoreUnavailable,
+    /// A bug or an unexpected failure; details are logged, never shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(field) => AuthError::Conflict(field),
+            StoreError::Unavailable(_) => AuthError::StoreUnavailable,
+            StoreError::NotFound => AuthError::Internal("store record not found".into()),
+            StoreError::Other(detail) => AuthError::Internal(detail),
+        }
+    }
+}
+
+impl From<ValidationErrors> for AuthError {
+    fn from(errors: ValidationErrors) -> Self {
+        AuthError::Validation(errors)
+    }
+}

@@ -1,0 +1,22 @@
+//! Tessera's domain.
+//!
+//! Everything an authentication server decides lives here: what a valid
+//! username, email and password are, how passwords are hashed, how access
+//! tokens are signed and checked, and the storage ports the adapters
+//! implement. Nothing here knows HTTP, SQL or BSON.
+
+pub mod error;
+pub mod model;
+pub mod password;
+pub mod service;
+pub mod store;
+pub mod token;
+pub mod validation;
+
+pub use error::AuthError;
+pub use model::{NewUser, User};
+pub use password::{HashingConfig, PasswordHasher};
+pub use service::{AuthService, LoginGrant, Registration};
+pub use store::{Store, StoreError, UniqueField, UserStore};
+pub use token::{AccessClaims, TokenConfig, TokenError, TokenKeys};
+pub use validation::{Email, FieldError, Password, Username, ValidationErrors};

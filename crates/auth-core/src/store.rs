@@ -1,0 +1,104 @@
+//! Storage ports. Each adapter crate implements these; the conformance suite
+//! (`store-conformance`) pins down the behaviour they must share.
+//!
+//! Uniqueness is the store's job, enforced atomically (unique index or one
+//! lock), never by a read-then-insert in the service.
+
+use std::future::Future;
+
+use uuid::Uuid;
+
+use crate::model::{NewUser, User};
+
+/// The fields that must be unique across accounts, compared case-insensitively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueField {
+    Username,
+    Email,
+}
+
+impl UniqueField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UniqueField::Username => "username",
+            UniqueField::Email => "email",
+        }
+    }
+}
+
+impl std::fmt::Display for UniqueField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The one error type every adapter returns.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint rejected the write.
+    #[error("{0} already exists")]
+    Conflict(UniqueField),
+    /// The record to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The database could not be reached or timed out; worth retrying later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (a bug, a corrupt row). Logged, never shown to clients.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+/// Accounts.
+///
+/// Lookups take the *key* form of a username or email
+/// ([`Username::key`](crate::Username::key)): NFKC-normalised and lowercased,
+/// so the case-insensitive comparison is defined once, in `auth-core`.
+pub trait UserStore: Send + Sync {
+    /// Inserts a new account. Fails with [`StoreError::Conflict`] naming the
+    /// field when the username key or email key is taken, atomically.
+    fn insert_user(&self, user: &NewUser) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn find_user_by_id(
+        &self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    fn find_user_by_username(
+        &self,
+        username_key: &str,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    fn find_user_by_email(
+        &self,
+        email_key: &str,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    /// Replaces the password hash (password change, rehash on login).
+    /// [`StoreError::NotFound`] when there is no such user.
+    fn set_password_hash(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Enables or disables an account. [`StoreError::NotFound`] when absent.
+    fn set_disabled(
+        &self,
+        id: Uuid,
+        disabled: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes an account; `false` when there was none.
+    fn delete_user(&self, id: Uuid) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Everything a backend provides. Sessions and throttling join here as
+/// further supertraits.
+pub trait Store: UserStore + Send + Sync + 'static {
+    /// A cheap round trip proving the store answers (readiness probes).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A short name for logs and test output (`memory`, `sqlite`, ...).
+    fn backend_name(&self) -> &'static str;
+}
