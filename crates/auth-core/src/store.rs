@@ -101,4 +101,12 @@ pub trait Store: UserStore + Send + Sync + 'static {
 
     /// A short name for logs and test output (`memory`, `sqlite`, ...).
     fn backend_name(&self) -> &'static str;
+
+    /// Applies pending schema migrations; returns what it applied
+    /// (`"<version> <description>"`), empty when up to date. Safe to run
+    /// twice and from two processes at once.
+    fn migrate(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Migrations this build knows that the database has not applied yet.
+    fn pending_migrations(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 }

@@ -133,4 +133,13 @@ impl Store for MemoryStore {
     fn backend_name(&self) -> &'static str {
         "memory"
     }
+
+    /// Maps have no schema to migrate.
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
 }
