@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, PasswordVerifier, Version};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::error::AuthError;
@@ -19,7 +19,7 @@ use crate::validation::Password;
 
 /// Hashing cost and concurrency. Defaults are OWASP's Argon2id baseline:
 /// m = 19 MiB, t = 2, p = 1.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HashingConfig {
     pub memory_kib: u32,

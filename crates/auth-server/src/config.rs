@@ -1,0 +1,366 @@
+//! Configuration: figment merges, in order, the built-in defaults,
+//! `config/default.toml`, the file named by `TESSERA_CONFIG`, and
+//! `TESSERA_*` environment variables (`__` nests: `TESSERA_STORAGE__URL`).
+//! Everything is validated once, in [`Config::validate`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use auth_core::HashingConfig;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// HS256 secrets that appear in our examples and docs: never acceptable in production.
+pub const KNOWN_EXAMPLE_SECRETS: &[&str] = &[
+    "change-me",
+    "changeme",
+    "secret",
+    "dev-secret-do-not-use-in-production",
+    "replace-with-at-least-32-random-bytes-from-a-secret-store",
+];
+/// RFC 7518 3.2: an HS256 key must be at least as long as the hash output.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Dev,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Memory,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Memory => "memory",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub profile: Profile,
+    /// Where generated dev secrets (and the default SQLite file) live.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub tokens: TokensConfig,
+    pub passwords: HashingConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    /// The issuer (`iss`) and base of URLs in metadata. No trailing slash.
+    pub public_url: String,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    pub backend: Backend,
+    pub url: String,
+    pub auto_migrate: bool,
+    pub max_connections: u32,
+    /// Longest a request waits for a database connection before a 503.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// At start-up, how long to keep retrying a database that is not up yet.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokensConfig {
+    pub algorithm: String,
+    /// HS256 secret. In `dev`, when unset, one is generated into `data_dir`.
+    pub secret: Option<String>,
+    /// Earlier HS256 secrets still accepted for verification (key rotation).
+    pub previous_secrets: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub access_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// `aud` of issued tokens, required when verifying. Unset: no `aud`.
+    pub audience: Option<String>,
+    /// Scopes clients may request; anything else is dropped from the grant.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `auth_server=debug,info`. `RUST_LOG` wins.
+    pub level: String,
+    /// `pretty` (human) or `json`; empty picks by profile.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            profile: Profile::Dev,
+            data_dir: PathBuf::from("data"),
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            tokens: TokensConfig::default(),
+            passwords: HashingConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            url: "sqlite://data/tessera.db".into(),
+            auto_migrate: true,
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: "HS256".into(),
+            secret: None,
+            previous_secrets: Vec::new(),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            leeway: Duration::from_secs(5),
+            audience: None,
+            scopes: Vec::new(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: String::new(),
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads from the standard sources (see the module docs).
+    pub fn load() -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file("config/default.toml"));
+        if let Ok(path) = std::env::var("TESSERA_CONFIG") {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Self::from_figment(figment.merge(
+            Env::prefixed("TESSERA_")
+                .split("__")
+                // Not configuration: the file pointer above and test-harness variables.
+                .filter(|key| key != "config" && !key.as_str().starts_with("test_")),
+        ))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every rule in one place; all violations are reported together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if !self.tokens.algorithm.eq_ignore_ascii_case("HS256") {
+            problems.push(format!(
+                "tokens.algorithm = {:?} is not supported by this build (supported: HS256)",
+                self.tokens.algorithm
+            ));
+        }
+        if self.tokens.access_ttl < Duration::from_secs(1) {
+            problems.push("tokens.access_ttl must be at least 1s".into());
+        }
+        if !(self.server.public_url.starts_with("http://")
+            || self.server.public_url.starts_with("https://"))
+        {
+            problems.push("server.public_url must be an http(s) URL".into());
+        }
+        if self.passwords.memory_kib < 8 * self.passwords.parallelism.max(1)
+            || self.passwords.iterations == 0
+            || self.passwords.parallelism == 0
+        {
+            problems.push("passwords.* are not valid Argon2 parameters".into());
+        }
+        if self.profile == Profile::Production {
+            problems.extend(self.production_problems());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// What `production` refuses that `dev` tolerates.
+    fn production_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        match self.tokens.secret.as_deref() {
+            None => problems.push(
+                "tokens.secret (TESSERA_TOKENS__SECRET) is required in production".into(),
+            ),
+            Some(secret) => problems.extend(secret_problem("tokens.secret", secret)),
+        }
+        for (i, old) in self.tokens.previous_secrets.iter().enumerate() {
+            problems.extend(secret_problem(&format!("tokens.previous_secrets[{i}]"), old));
+        }
+        if self.storage.backend == Backend::Memory {
+            problems.push(
+                "storage.backend = \"memory\" loses every account on restart; not allowed in production"
+                    .into(),
+            );
+        }
+        let defaults = HashingConfig::default();
+        if self.passwords.memory_kib < defaults.memory_kib
+            || self.passwords.iterations < defaults.iterations
+        {
+            problems.push(
+                "passwords.* are below the OWASP minimum (memory_kib >= 19456, iterations >= 2)"
+                    .into(),
+            );
+        }
+        problems
+    }
+
+    /// The issuer URL without a trailing slash.
+    pub fn issuer(&self) -> String {
+        self.server.public_url.trim_end_matches('/').to_owned()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+fn secret_problem(key: &str, secret: &str) -> Option<String> {
+    if secret.len() < MIN_SECRET_BYTES {
+        Some(format!(
+            "{key} must be at least {MIN_SECRET_BYTES} bytes in production"
+        ))
+    } else if KNOWN_EXAMPLE_SECRETS
+        .iter()
+        .any(|known| known.eq_ignore_ascii_case(secret))
+    {
+        Some(format!("{key} is a published example value; generate your own"))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figment(toml: &str) -> Figment {
+        Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml))
+    }
+
+    #[test]
+    fn defaults_are_valid_for_dev() {
+        let config = Config::from_figment(figment("")).unwrap();
+        assert_eq!(config.storage.backend, Backend::Sqlite);
+        assert_eq!(config.server.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.tokens.access_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn the_shipped_default_file_matches_the_built_in_defaults() {
+        let shipped = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file_exact(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/default.toml")));
+        let config = Config::from_figment(shipped).unwrap();
+        assert_eq!(
+            serde_json::to_value(&config).unwrap(),
+            serde_json::to_value(Config::default()).unwrap()
+        );
+    }
+
+    #[test]
+    fn production_refuses_weak_settings() {
+        let err = Config::from_figment(figment(
+            "profile = 'production'\n[storage]\nbackend = 'memory'\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("tokens.secret"), "{err}");
+        assert!(err.contains("memory"), "{err}");
+
+        let short = Config::from_figment(figment(
+            "profile = 'production'\n[tokens]\nsecret = 'too-short'\n",
+        ));
+        assert!(short.unwrap_err().to_string().contains("at least 32 bytes"));
+
+        let example = Config::from_figment(figment(
+            "profile = 'production'\n[tokens]\nsecret = 'replace-with-at-least-32-random-bytes-from-a-secret-store'\n",
+        ));
+        assert!(example.unwrap_err().to_string().contains("example"));
+
+        let good = Config::from_figment(figment(
+            "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n",
+        ));
+        assert!(good.is_ok(), "{good:?}");
+    }
+
+    #[test]
+    fn environment_variables_nest_with_double_underscore() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_STORAGE__BACKEND", "memory");
+            jail.set_env("TESSERA_SERVER__ADDR", "127.0.0.1:9999");
+            jail.set_env("TESSERA_TOKENS__ACCESS_TTL", "5m");
+            jail.set_env("TESSERA_TEST_POSTGRES_URL", "postgres://ignored");
+            let config = Config::load().expect("loads");
+            assert_eq!(config.storage.backend, Backend::Memory);
+            assert_eq!(config.server.addr.port(), 9999);
+            assert_eq!(config.tokens.access_ttl, Duration::from_secs(300));
+            Ok(())
+        });
+    }
+}

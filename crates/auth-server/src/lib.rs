@@ -1,0 +1,11 @@
+//! Tessera's server: HTTP API, configuration, backend selection and CLI.
+
+pub mod api;
+pub mod backend;
+pub mod config;
+pub mod keys;
+pub mod state;
+pub mod telemetry;
+
+pub use api::{app, AppState};
+pub use config::Config;

@@ -1,0 +1,30 @@
+//! Building the application state from configuration.
+
+use std::sync::Arc;
+
+use auth_core::token::{TokenConfig, TokenIssuer};
+use auth_core::{AuthService, PasswordHasher, Store};
+
+use crate::api::AppState;
+use crate::config::Config;
+use crate::keys::load_token_keys;
+
+/// Default `client_id` claim: clients are public, so tokens name the server's own.
+pub const DEFAULT_CLIENT_ID: &str = "tessera";
+
+/// Wires a store into the services the configuration describes.
+pub fn build_state<S: Store>(store: S, config: &Config) -> anyhow::Result<Arc<AppState<S>>> {
+    let hasher = PasswordHasher::new(&config.passwords)?;
+    let tokens = TokenIssuer::new(
+        load_token_keys(config)?,
+        TokenConfig {
+            issuer: config.issuer(),
+            audience: config.tokens.audience.clone(),
+            access_ttl: config.tokens.access_ttl,
+            leeway: config.tokens.leeway,
+            client_id: DEFAULT_CLIENT_ID.into(),
+        },
+    );
+    let service = AuthService::new(store, hasher, tokens, config.tokens.scopes.clone());
+    Ok(Arc::new(AppState { service }))
+}
