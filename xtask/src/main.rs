@@ -1,1 +1,197 @@
-fn main() {}
+//! Project automation, in the style of rust-analyzer's xtask: plain Rust,
+//! no extra tools to install. `cargo xtask --help` lists the commands.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Tessera project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Everything CI checks: formatting, clippy (-D warnings), every test on every backend.
+    Ci,
+    /// Every test on every backend (needs PostgreSQL; see README).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Run the server with the embedded defaults (SQLite in ./data).
+    Dev,
+    /// Apply pending migrations to a database.
+    Migrate {
+        #[arg(long, default_value = "sqlite")]
+        backend: String,
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Ci => ci(),
+        Task::Test { args } => test(&args),
+        Task::Dev => cargo(&["run", "--release", "-p", "auth-server"], &[]),
+        Task::Migrate { backend, url } => {
+            let mut env = vec![("TESSERA_STORAGE__BACKEND", backend)];
+            if let Some(url) = url {
+                env.push(("TESSERA_STORAGE__URL", url));
+            }
+            cargo(
+                &[
+                    "run",
+                    "-q",
+                    "-p",
+                    "auth-server",
+                    "--all-features",
+                    "--",
+                    "migrate",
+                ],
+                &env,
+            )
+        }
+        Task::Openapi => cargo(
+            &[
+                "run",
+                "-q",
+                "-p",
+                "auth-server",
+                "--all-features",
+                "--example",
+                "openapi",
+            ],
+            &[],
+        ),
+    }
+}
+
+fn ci() -> Result<()> {
+    step("format", || cargo(&["fmt", "--all", "--", "--check"], &[]))?;
+    step("clippy", || {
+        cargo(
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )
+    })?;
+    step("tests", || test(&[]))?;
+    println!("xtask ci: all checks passed");
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    require_postgres()?;
+    let mut args: Vec<&str> = vec!["test", "--workspace", "--all-features", "--no-fail-fast"];
+    if !extra.is_empty() {
+        args.push("--");
+        args.extend(extra.iter().map(String::as_str));
+    }
+    cargo(&args, &[])
+}
+
+/// The PostgreSQL tests are part of every run: an unreachable server fails
+/// here, with instructions, instead of being skipped.
+fn require_postgres() -> Result<()> {
+    let url = std::env::var("TESSERA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_TEST_POSTGRES_URL.to_owned());
+    let host_port = host_port(&url).with_context(|| format!("cannot parse {url}"))?;
+    let reachable = host_port
+        .to_socket_addrs()
+        .ok()
+        .into_iter()
+        .flatten()
+        .any(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok());
+    if !reachable {
+        bail!(
+            "PostgreSQL is not reachable at {host_port} (TESSERA_TEST_POSTGRES_URL={url}).\n\
+             The test run needs it. On Debian: \
+             pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n\
+             or point TESSERA_TEST_POSTGRES_URL at a server whose user may CREATE DATABASE."
+        );
+    }
+    Ok(())
+}
+
+/// `host:port` of a `postgres://user:pass@host:port/db?query` URL.
+fn host_port(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() {
+        return None;
+    }
+    Some(if host.contains(':') && !host.ends_with(']') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    })
+}
+
+fn step(name: &str, run: impl FnOnce() -> Result<()>) -> Result<()> {
+    println!("==> xtask: {name}");
+    run().with_context(|| format!("`{name}` failed"))
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+fn cargo(args: &[&str], env: &[(&str, String)]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args(args).current_dir(workspace_root());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    check(command.status().context("cannot run cargo")?, args)
+}
+
+fn check(status: ExitStatus, args: &[&str]) -> Result<()> {
+    if status.success() {
+        Ok(())
+    } else {
+        bail!("cargo {} exited with {status}", args.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn finds_host_and_port() {
+        assert_eq!(
+            host_port("postgres://postgres@127.0.0.1:5432/postgres").as_deref(),
+            Some("127.0.0.1:5432")
+        );
+        assert_eq!(
+            host_port("postgres://u:p@db.internal/x?sslmode=require").as_deref(),
+            Some("db.internal:5432")
+        );
+        assert_eq!(host_port("postgres:///x"), None);
+    }
+}

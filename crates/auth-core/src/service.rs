@@ -37,7 +37,9 @@ impl Registration {
     /// Applies every rule, reporting all broken ones at once.
     pub fn validate(&self) -> Result<(Username, Email, Password), ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let username = Username::parse(&self.username).map_err(|e| errors.0.push(e)).ok();
+        let username = Username::parse(&self.username)
+            .map_err(|e| errors.0.push(e))
+            .ok();
         let email = Email::parse(&self.email).map_err(|e| errors.0.push(e)).ok();
         let password = Password::parse("password", &self.password, &self.username, &self.email)
             .map_err(|e| errors.0.push(e))
@@ -175,7 +177,9 @@ impl<S: Store> AuthService<S> {
             Err(e) => Err(e),
         };
         match result {
-            Ok(()) => tracing::info!(user_id = %user.id, "password hash upgraded to current parameters"),
+            Ok(()) => {
+                tracing::info!(user_id = %user.id, "password hash upgraded to current parameters")
+            }
             Err(e) => tracing::warn!(user_id = %user.id, error = %e, "password rehash failed"),
         }
     }

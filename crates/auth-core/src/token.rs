@@ -247,8 +247,8 @@ impl TokenIssuer {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation).map_err(
-            |err| {
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation).map_err(|err| {
                 use jsonwebtoken::errors::ErrorKind;
                 match err.kind() {
                     ErrorKind::InvalidSignature => TokenError::BadSignature,
@@ -259,8 +259,7 @@ impl TokenIssuer {
                     ErrorKind::InvalidAlgorithm => TokenError::WrongAlgorithm,
                     _ => TokenError::Malformed,
                 }
-            },
-        )?;
+            })?;
         Ok(data.claims)
     }
 }
@@ -291,7 +290,12 @@ mod tests {
         }
     }
 
-    fn encode(claims: &AccessClaims, kid: Option<&str>, typ: Option<&str>, secret: &[u8]) -> String {
+    fn encode(
+        claims: &AccessClaims,
+        kid: Option<&str>,
+        typ: Option<&str>,
+        secret: &[u8],
+    ) -> String {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = kid.map(str::to_owned);
         header.typ = typ.map(str::to_owned);
@@ -300,7 +304,10 @@ mod tests {
 
     #[test]
     fn round_trip_carries_the_profile_claims() {
-        let issuer = TokenIssuer::new(TokenKeys::hs256(b"0123456789abcdef0123456789abcdef"), config());
+        let issuer = TokenIssuer::new(
+            TokenKeys::hs256(b"0123456789abcdef0123456789abcdef"),
+            config(),
+        );
         let u = user();
         let sid = Uuid::new_v4();
         let issued = issuer.issue(&u, Some(sid), None).unwrap();
@@ -328,7 +335,12 @@ mod tests {
         assert_eq!(issuer.verify(&bad), Err(TokenError::BadSignature));
 
         // Same kid, different secret.
-        let forged = encode(&good.claims, Some(&kid), Some("at+jwt"), b"another secret another secret!!!");
+        let forged = encode(
+            &good.claims,
+            Some(&kid),
+            Some("at+jwt"),
+            b"another secret another secret!!!",
+        );
         assert_eq!(issuer.verify(&forged), Err(TokenError::BadSignature));
 
         assert_eq!(
@@ -341,17 +353,29 @@ mod tests {
         );
 
         let now = Utc::now().timestamp();
-        let expired = AccessClaims { iat: now - 100, nbf: now - 100, exp: now - 60, ..good.claims.clone() };
+        let expired = AccessClaims {
+            iat: now - 100,
+            nbf: now - 100,
+            exp: now - 60,
+            ..good.claims.clone()
+        };
         assert_eq!(
             issuer.verify(&encode(&expired, Some(&kid), Some("at+jwt"), secret)),
             Err(TokenError::Expired)
         );
-        let future = AccessClaims { nbf: now + 600, exp: now + 1200, ..good.claims.clone() };
+        let future = AccessClaims {
+            nbf: now + 600,
+            exp: now + 1200,
+            ..good.claims.clone()
+        };
         assert_eq!(
             issuer.verify(&encode(&future, Some(&kid), Some("at+jwt"), secret)),
             Err(TokenError::NotYetValid)
         );
-        let foreign = AccessClaims { iss: "http://evil.test".into(), ..good.claims.clone() };
+        let foreign = AccessClaims {
+            iss: "http://evil.test".into(),
+            ..good.claims.clone()
+        };
         assert_eq!(
             issuer.verify(&encode(&foreign, Some(&kid), Some("at+jwt"), secret)),
             Err(TokenError::WrongIssuer)
@@ -360,19 +384,26 @@ mod tests {
 
     #[test]
     fn alg_none_is_refused() {
-        let issuer = TokenIssuer::new(TokenKeys::hs256(b"0123456789abcdef0123456789abcdef"), config());
+        let issuer = TokenIssuer::new(
+            TokenKeys::hs256(b"0123456789abcdef0123456789abcdef"),
+            config(),
+        );
         let good = issuer.issue(&user(), None, None).unwrap();
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let header = engine.encode(
-            format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{}"}}"#, issuer.keys.signing_kid()),
-        );
+        let header = engine.encode(format!(
+            r#"{{"alg":"none","typ":"at+jwt","kid":"{}"}}"#,
+            issuer.keys.signing_kid()
+        ));
         let payload = engine.encode(serde_json::to_vec(&good.claims).unwrap());
         assert!(issuer.verify(&format!("{header}.{payload}.")).is_err());
     }
 
     #[test]
     fn previous_keys_still_verify_during_rotation() {
-        let old = TokenIssuer::new(TokenKeys::hs256(b"old secret old secret old secret"), config());
+        let old = TokenIssuer::new(
+            TokenKeys::hs256(b"old secret old secret old secret"),
+            config(),
+        );
         let token = old.issue(&user(), None, None).unwrap().token;
         let rotated = TokenIssuer::new(
             TokenKeys::hs256(b"new secret new secret new secret")

@@ -84,9 +84,7 @@ impl Username {
         if !(USERNAME_MIN_CHARS..=USERNAME_MAX_CHARS).contains(&len) {
             return Err(FieldError::new(
                 "username",
-                format!(
-                    "must be {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters long"
-                ),
+                format!("must be {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters long"),
             ));
         }
         if !value

@@ -194,12 +194,14 @@ impl Config {
         if let Ok(path) = std::env::var("TESSERA_CONFIG") {
             figment = figment.merge(Toml::file_exact(path));
         }
-        Self::from_figment(figment.merge(
-            Env::prefixed("TESSERA_")
-                .split("__")
-                // Not configuration: the file pointer above and test-harness variables.
-                .filter(|key| key != "config" && !key.as_str().starts_with("test_")),
-        ))
+        Self::from_figment(
+            figment.merge(
+                Env::prefixed("TESSERA_")
+                    .split("__")
+                    // Not configuration: the file pointer above and test-harness variables.
+                    .filter(|key| key != "config" && !key.as_str().starts_with("test_")),
+            ),
+        )
     }
 
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
@@ -245,13 +247,15 @@ impl Config {
     fn production_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         match self.tokens.secret.as_deref() {
-            None => problems.push(
-                "tokens.secret (TESSERA_TOKENS__SECRET) is required in production".into(),
-            ),
+            None => problems
+                .push("tokens.secret (TESSERA_TOKENS__SECRET) is required in production".into()),
             Some(secret) => problems.extend(secret_problem("tokens.secret", secret)),
         }
         for (i, old) in self.tokens.previous_secrets.iter().enumerate() {
-            problems.extend(secret_problem(&format!("tokens.previous_secrets[{i}]"), old));
+            problems.extend(secret_problem(
+                &format!("tokens.previous_secrets[{i}]"),
+                old,
+            ));
         }
         if self.storage.backend == Backend::Memory {
             problems.push(
@@ -290,7 +294,9 @@ fn secret_problem(key: &str, secret: &str) -> Option<String> {
         .iter()
         .any(|known| known.eq_ignore_ascii_case(secret))
     {
-        Some(format!("{key} is a published example value; generate your own"))
+        Some(format!(
+            "{key} is a published example value; generate your own"
+        ))
     } else {
         None
     }
@@ -314,8 +320,10 @@ mod tests {
 
     #[test]
     fn the_shipped_default_file_matches_the_built_in_defaults() {
-        let shipped = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file_exact(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/default.toml")));
+        let shipped =
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::file_exact(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/default.toml"),
+            ));
         let config = Config::from_figment(shipped).unwrap();
         assert_eq!(
             serde_json::to_value(&config).unwrap(),

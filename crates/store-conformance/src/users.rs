@@ -29,7 +29,10 @@ pub async fn insert_then_find_by_id_returns_the_same_record<S: Store>(store: &S)
 }
 
 pub async fn duplicate_username_in_any_case_conflicts_on_username<S: Store>(store: &S) {
-    store.insert_user(&new_user("alice", "one@x.org")).await.expect("insert");
+    store
+        .insert_user(&new_user("alice", "one@x.org"))
+        .await
+        .expect("insert");
     for name in ["alice", "Alice", "ALICE", "aLiCe"] {
         let err = store
             .insert_user(&new_user(name, &format!("{name}-other@x.org")))
@@ -43,7 +46,10 @@ pub async fn duplicate_username_in_any_case_conflicts_on_username<S: Store>(stor
 }
 
 pub async fn duplicate_email_in_any_case_conflicts_on_email<S: Store>(store: &S) {
-    store.insert_user(&new_user("first", "a@x.org")).await.expect("insert");
+    store
+        .insert_user(&new_user("first", "a@x.org"))
+        .await
+        .expect("insert");
     for (i, email) in ["a@x.org", "A@X.org", "A@x.ORG"].iter().enumerate() {
         let err = store
             .insert_user(&new_user(&format!("second{i}"), email))
@@ -57,18 +63,36 @@ pub async fn duplicate_email_in_any_case_conflicts_on_email<S: Store>(store: &S)
 }
 
 pub async fn failed_insert_changes_nothing<S: Store>(store: &S) {
-    store.insert_user(&new_user("taken", "taken@x.org")).await.expect("insert");
+    store
+        .insert_user(&new_user("taken", "taken@x.org"))
+        .await
+        .expect("insert");
     let clash = new_user("Taken", "fresh@x.org");
     assert!(store.insert_user(&clash).await.is_err());
-    assert!(store.find_user_by_email("fresh@x.org").await.expect("find").is_none());
-    assert!(store.find_user_by_id(clash.id).await.expect("find").is_none());
+    assert!(store
+        .find_user_by_email("fresh@x.org")
+        .await
+        .expect("find")
+        .is_none());
+    assert!(store
+        .find_user_by_id(clash.id)
+        .await
+        .expect("find")
+        .is_none());
 }
 
 pub async fn lookup_by_username_ignores_case<S: Store>(store: &S) {
     let user = new_user("MixedCase", "mc@x.org");
     store.insert_user(&user).await.expect("insert");
-    let key = Username::parse("MIXEDcase").expect("valid").key().to_owned();
-    let found = store.find_user_by_username(&key).await.expect("find").expect("found");
+    let key = Username::parse("MIXEDcase")
+        .expect("valid")
+        .key()
+        .to_owned();
+    let found = store
+        .find_user_by_username(&key)
+        .await
+        .expect("find")
+        .expect("found");
     assert_eq!(found.id, user.id);
     assert_eq!(found.username, "MixedCase");
 }
@@ -76,8 +100,15 @@ pub async fn lookup_by_username_ignores_case<S: Store>(store: &S) {
 pub async fn lookup_by_email_ignores_case<S: Store>(store: &S) {
     let user = new_user("bob", "Bob@Example.ORG");
     store.insert_user(&user).await.expect("insert");
-    let key = Email::parse("bob@example.org").expect("valid").key().to_owned();
-    let found = store.find_user_by_email(&key).await.expect("find").expect("found");
+    let key = Email::parse("bob@example.org")
+        .expect("valid")
+        .key()
+        .to_owned();
+    let found = store
+        .find_user_by_email(&key)
+        .await
+        .expect("find")
+        .expect("found");
     assert_eq!(found.id, user.id);
     assert_eq!(found.email, "Bob@Example.ORG");
 }
@@ -85,16 +116,38 @@ pub async fn lookup_by_email_ignores_case<S: Store>(store: &S) {
 pub async fn unicode_emails_are_kept_and_found<S: Store>(store: &S) {
     let user = new_user("juergen", "Jürgen@Bücher.de");
     store.insert_user(&user).await.expect("insert");
-    let key = Email::parse("JÜRGEN@BÜCHER.DE").expect("valid").key().to_owned();
-    let found = store.find_user_by_email(&key).await.expect("find").expect("found");
+    let key = Email::parse("JÜRGEN@BÜCHER.DE")
+        .expect("valid")
+        .key()
+        .to_owned();
+    let found = store
+        .find_user_by_email(&key)
+        .await
+        .expect("find")
+        .expect("found");
     assert_eq!(found.email, "Jürgen@Bücher.de");
 }
 
 pub async fn unknown_user_is_none<S: Store>(store: &S) {
-    store.insert_user(&new_user("someone", "someone@x.org")).await.expect("insert");
-    assert!(store.find_user_by_id(Uuid::now_v7()).await.expect("find").is_none());
-    assert!(store.find_user_by_username("nobody").await.expect("find").is_none());
-    assert!(store.find_user_by_email("nobody@x.org").await.expect("find").is_none());
+    store
+        .insert_user(&new_user("someone", "someone@x.org"))
+        .await
+        .expect("insert");
+    assert!(store
+        .find_user_by_id(Uuid::now_v7())
+        .await
+        .expect("find")
+        .is_none());
+    assert!(store
+        .find_user_by_username("nobody")
+        .await
+        .expect("find")
+        .is_none());
+    assert!(store
+        .find_user_by_email("nobody@x.org")
+        .await
+        .expect("find")
+        .is_none());
 }
 
 pub async fn concurrent_registrations_of_one_name_have_one_winner<S: Store>(store: &S) {
@@ -125,8 +178,15 @@ pub async fn concurrent_registrations_of_one_name_have_one_winner<S: Store>(stor
 pub async fn set_password_hash_replaces_it<S: Store>(store: &S) {
     let user = new_user("hasher", "hasher@x.org");
     store.insert_user(&user).await.expect("insert");
-    store.set_password_hash(user.id, "$argon2id$new").await.expect("update");
-    let found = store.find_user_by_id(user.id).await.expect("find").expect("found");
+    store
+        .set_password_hash(user.id, "$argon2id$new")
+        .await
+        .expect("update");
+    let found = store
+        .find_user_by_id(user.id)
+        .await
+        .expect("find")
+        .expect("found");
     assert_eq!(found.password_hash, "$argon2id$new");
 }
 
@@ -134,9 +194,23 @@ pub async fn set_disabled_round_trips<S: Store>(store: &S) {
     let user = new_user("switch", "switch@x.org");
     store.insert_user(&user).await.expect("insert");
     store.set_disabled(user.id, true).await.expect("disable");
-    assert!(store.find_user_by_id(user.id).await.expect("find").expect("found").disabled);
+    assert!(
+        store
+            .find_user_by_id(user.id)
+            .await
+            .expect("find")
+            .expect("found")
+            .disabled
+    );
     store.set_disabled(user.id, false).await.expect("enable");
-    assert!(!store.find_user_by_id(user.id).await.expect("find").expect("found").disabled);
+    assert!(
+        !store
+            .find_user_by_id(user.id)
+            .await
+            .expect("find")
+            .expect("found")
+            .disabled
+    );
 }
 
 pub async fn changing_a_missing_user_is_not_found<S: Store>(store: &S) {
@@ -156,7 +230,11 @@ pub async fn delete_user_frees_its_names<S: Store>(store: &S) {
     let user = new_user("leaver", "leaver@x.org");
     store.insert_user(&user).await.expect("insert");
     assert!(store.delete_user(user.id).await.expect("delete"));
-    assert!(store.find_user_by_id(user.id).await.expect("find").is_none());
+    assert!(store
+        .find_user_by_id(user.id)
+        .await
+        .expect("find")
+        .is_none());
     store
         .insert_user(&new_user("LEAVER", "LEAVER@x.org"))
         .await

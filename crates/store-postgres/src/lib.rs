@@ -124,11 +124,10 @@ impl PostgresStore {
     }
 
     async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
-        let exists: bool =
-            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_error)?;
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_error)?;
         if !exists {
             return Ok(Vec::new());
         }

@@ -7,7 +7,9 @@ use store_postgres::{PostgresSettings, PostgresStore};
 
 async fn fresh_store() -> (PostgresStore, TestDatabase) {
     let db = TestDatabase::create().await;
-    let store = PostgresStore::connect(&settings(&db)).await.expect("connect");
+    let store = PostgresStore::connect(&settings(&db))
+        .await
+        .expect("connect");
     store.migrate().await.expect("migrate");
     (store, db)
 }
@@ -25,8 +27,12 @@ store_conformance::conformance_tests!(postgres, fresh_store());
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_migrations_apply_each_step_once() {
     let db = TestDatabase::create().await;
-    let a = PostgresStore::connect(&settings(&db)).await.expect("connect");
-    let b = PostgresStore::connect(&settings(&db)).await.expect("connect");
+    let a = PostgresStore::connect(&settings(&db))
+        .await
+        .expect("connect");
+    let b = PostgresStore::connect(&settings(&db))
+        .await
+        .expect("connect");
     let pending = a.pending_migrations().await.expect("pending");
     assert!(!pending.is_empty());
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());

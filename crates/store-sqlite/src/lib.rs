@@ -57,9 +57,8 @@ fn create_folder(folder: &Path) -> Result<(), StoreError> {
     if folder.as_os_str().is_empty() || folder.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(folder).map_err(|e| {
-        StoreError::Unavailable(format!("cannot create {}: {e}", folder.display()))
-    })
+    std::fs::create_dir_all(folder)
+        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", folder.display())))
 }
 
 /// One mapping from driver errors to the domain's, so no driver text

@@ -23,7 +23,10 @@ store_conformance::conformance_tests!(sqlite, fresh_store());
 async fn migrations_report_what_they_apply_and_are_idempotent() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::connect(&SqliteSettings {
-        url: format!("sqlite://{}", dir.path().join("nested/tessera.db").display()),
+        url: format!(
+            "sqlite://{}",
+            dir.path().join("nested/tessera.db").display()
+        ),
         max_connections: 2,
         acquire_timeout: std::time::Duration::from_secs(10),
     })
@@ -32,6 +35,10 @@ async fn migrations_report_what_they_apply_and_are_idempotent() {
     let pending = store.pending_migrations().await.expect("pending");
     assert!(!pending.is_empty());
     assert_eq!(store.migrate().await.expect("migrate"), pending);
-    assert!(store.pending_migrations().await.expect("pending").is_empty());
+    assert!(store
+        .pending_migrations()
+        .await
+        .expect("pending")
+        .is_empty());
     assert!(store.migrate().await.expect("second run").is_empty());
 }

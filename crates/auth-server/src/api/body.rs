@@ -24,7 +24,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyError {
     UnsupportedMediaType,
-    TooLarge { limit: usize },
+    TooLarge {
+        limit: usize,
+    },
     /// Not parseable (broken JSON, not an object, bad encoding, repeated form key).
     Malformed(String),
     /// Parsed, but required fields are missing or of the wrong type.
@@ -80,7 +82,10 @@ impl std::fmt::Debug for JsonFields {
 impl JsonFields {
     /// The string fields `names`, in order; every missing or mistyped one is
     /// reported, not just the first.
-    pub fn strings<const N: usize>(&self, names: [&'static str; N]) -> Result<[String; N], BodyError> {
+    pub fn strings<const N: usize>(
+        &self,
+        names: [&'static str; N],
+    ) -> Result<[String; N], BodyError> {
         let mut errors = Vec::new();
         let values = names.map(|name| match self.0.get(name) {
             Some(Value::String(s)) => s.clone(),
@@ -111,7 +116,9 @@ async fn read_json_object(req: &Request, body: &mut RequestBody) -> Result<JsonF
     let bytes = read_limited(req, body).await?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(JsonFields(map)),
-        Ok(_) => Err(BodyError::Malformed("the body must be a JSON object".into())),
+        Ok(_) => Err(BodyError::Malformed(
+            "the body must be a JSON object".into(),
+        )),
         Err(e) => Err(BodyError::Malformed(format!("malformed JSON: {e}"))),
     }
 }
@@ -130,7 +137,9 @@ pub struct FormParams(Vec<(String, String)>);
 /// Forms carry passwords and tokens: `Debug` shows parameter names only.
 impl std::fmt::Debug for FormParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|(k, _)| k)).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
     }
 }
 
@@ -138,21 +147,25 @@ impl FormParams {
     /// The value of `name`: `None` when absent or empty (RFC 6749 3.1:
     /// empty counts as omitted), an error when sent more than once.
     pub fn single(&self, name: &str) -> Result<Option<&str>, BodyError> {
-        let mut values = self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
         let first = values.next();
         if values.next().is_some() {
             return Err(BodyError::Malformed(format!(
                 "the parameter {name} is repeated"
             )));
         }
-        Ok(first.filter(|v| !v.is_empty()))
+        // `str::is_empty` spelled out: poem_openapi::types::Type has an `is_empty` too.
+        Ok(first.filter(|v| !str::is_empty(v)))
     }
 
     /// Like [`single`](Self::single), but absent is an error too.
     pub fn required(&self, name: &str) -> Result<&str, BodyError> {
-        self.single(name)?.ok_or_else(|| {
-            BodyError::Malformed(format!("the parameter {name} is missing"))
-        })
+        self.single(name)?
+            .ok_or_else(|| BodyError::Malformed(format!("the parameter {name} is missing")))
     }
 }
 
@@ -164,7 +177,9 @@ fn decode_component(raw: &str) -> Result<String, BodyError> {
         .decode_utf8()
         .map_err(|_| BodyError::Malformed("the form is not valid UTF-8".into()))?;
     if decoded.contains('\0') {
-        return Err(BodyError::Malformed("the form contains a NUL character".into()));
+        return Err(BodyError::Malformed(
+            "the form contains a NUL character".into(),
+        ));
     }
     Ok(decoded.into_owned())
 }
@@ -173,7 +188,7 @@ fn parse_form(bytes: &[u8]) -> Result<FormParams, BodyError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| BodyError::Malformed("the form is not valid UTF-8".into()))?;
     let mut params = Vec::new();
-    for pair in text.split('&').filter(|p| !p.is_empty()) {
+    for pair in text.split('&').filter(|p| !str::is_empty(p)) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         params.push((decode_component(key)?, decode_component(value)?));
     }

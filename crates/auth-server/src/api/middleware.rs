@@ -27,7 +27,10 @@ pub async fn response_headers<E: Endpoint>(next: E, req: Request) -> Result<Resp
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     let csp = if path == "/docs" || path.starts_with("/docs/") {
         CSP_DOCS
     } else {

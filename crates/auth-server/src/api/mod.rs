@@ -20,10 +20,9 @@ pub struct AppState<S> {
 }
 
 /// The OpenAPI service (all documented routes).
-fn openapi<S: Store>(state: &Arc<AppState<S>>) -> OpenApiService<
-    (users::UsersApi<S>, oauth::OAuthApi<S>, ops::OpsApi<S>),
-    (),
-> {
+fn openapi<S: Store>(
+    state: &Arc<AppState<S>>,
+) -> OpenApiService<(users::UsersApi<S>, oauth::OAuthApi<S>, ops::OpsApi<S>), ()> {
     OpenApiService::new(
         (
             users::UsersApi::new(Arc::clone(state)),

@@ -59,18 +59,30 @@ impl<S> OAuthApi<S> {
 
 /// RFC 6749 3.2: no parameter may appear twice.
 fn reject_repeats(form: &FormParams, names: &[&str]) -> Result<(), BodyError> {
-    names.iter().try_for_each(|name| form.single(name).map(|_| ()))
+    names
+        .iter()
+        .try_for_each(|name| form.single(name).map(|_| ()))
 }
 
 #[OpenApi(tag = "OAuthTag::OAuth")]
 impl<S: Store> OAuthApi<S> {
     /// Exchange credentials for tokens (password grant).
     #[oai(path = "/token", method = "post")]
-    async fn token(&self, body: UrlEncoded<TokenRequest>) -> Result<Json<TokenResponse>, OAuthError> {
+    async fn token(
+        &self,
+        body: UrlEncoded<TokenRequest>,
+    ) -> Result<Json<TokenResponse>, OAuthError> {
         let form = body.result?;
         reject_repeats(
             &form,
-            &["grant_type", "username", "password", "scope", "refresh_token", "client_id"],
+            &[
+                "grant_type",
+                "username",
+                "password",
+                "scope",
+                "refresh_token",
+                "client_id",
+            ],
         )?;
         match form.required("grant_type")? {
             "password" => {

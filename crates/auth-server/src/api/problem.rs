@@ -58,10 +58,7 @@ pub enum ProblemResponse {
     BadRequest(Json<Problem>),
     /// Missing or invalid bearer token.
     #[oai(status = 401, content_type = "application/problem+json")]
-    Unauthorized(
-        Json<Problem>,
-        #[oai(header = "WWW-Authenticate")] String,
-    ),
+    Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
     /// Authenticated, but not allowed (e.g. wrong current password).
     #[oai(status = 403, content_type = "application/problem+json")]
     Forbidden(Json<Problem>),
@@ -85,10 +82,7 @@ pub enum ProblemResponse {
     Internal(Json<Problem>),
     /// Store down or the server is shedding load.
     #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(
-        Json<Problem>,
-        #[oai(header = "Retry-After")] Option<String>,
-    ),
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] Option<String>),
 }
 
 impl ProblemResponse {
@@ -155,7 +149,10 @@ impl From<AuthError> for ProblemResponse {
                 Self::from_status(StatusCode::FORBIDDEN, "the account is disabled")
             }
             AuthError::Overloaded => Self::Unavailable(
-                Json(Problem::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())),
+                Json(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    err.to_string(),
+                )),
                 Some(RETRY_AFTER_BUSY.into()),
             ),
             AuthError::StoreUnavailable => Self::Unavailable(
@@ -186,7 +183,9 @@ impl From<BodyError> for ProblemResponse {
             ),
             BodyError::Malformed(detail) => Self::from_status(StatusCode::BAD_REQUEST, detail),
             BodyError::Missing(errors) => Self::validation(errors),
-            BodyError::Io => Self::from_status(StatusCode::BAD_REQUEST, "the body could not be read"),
+            BodyError::Io => {
+                Self::from_status(StatusCode::BAD_REQUEST, "the body could not be read")
+            }
         }
     }
 }
@@ -238,10 +237,9 @@ impl OAuthError {
 impl From<AuthError> for OAuthError {
     fn from(err: AuthError) -> Self {
         match err {
-            AuthError::InvalidCredentials => Self::BadRequest(oauth_body(
-                "invalid_grant",
-                "invalid username or password",
-            )),
+            AuthError::InvalidCredentials => {
+                Self::BadRequest(oauth_body("invalid_grant", "invalid username or password"))
+            }
             AuthError::AccountDisabled => {
                 Self::BadRequest(oauth_body("invalid_grant", "the account is disabled"))
             }
@@ -275,9 +273,9 @@ impl From<AuthError> for OAuthError {
 impl From<BodyError> for OAuthError {
     fn from(err: BodyError) -> Self {
         match err {
-            BodyError::UnsupportedMediaType => Self::invalid_request(
-                "the body must be application/x-www-form-urlencoded",
-            ),
+            BodyError::UnsupportedMediaType => {
+                Self::invalid_request("the body must be application/x-www-form-urlencoded")
+            }
             BodyError::TooLarge { limit } => {
                 Self::invalid_request(format!("the body is larger than {limit} bytes"))
             }

@@ -84,7 +84,8 @@ impl<S: Store> UsersApi<S> {
         &self,
         body: JsonObject<RegisterRequest>,
     ) -> Result<RegisterResponse, ProblemResponse> {
-        let [username, email, password] = body.result?.strings(["username", "email", "password"])?;
+        let [username, email, password] =
+            body.result?.strings(["username", "email", "password"])?;
         let user = self
             .state
             .service

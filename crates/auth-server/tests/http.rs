@@ -1,0 +1,701 @@
+//! The HTTP contract (API.md), driven in-process against the memory store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use auth_core::token::hs256_kid;
+use base64::Engine as _;
+use common::{encode, password_form, TestApp, PASSWORD, SECRET};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use poem::http::{Method, StatusCode};
+use poem::Request;
+use serde_json::{json, Value};
+
+const WWW_MISSING: &str = r#"Bearer realm="tessera""#;
+const WWW_INVALID: &str = r#"Bearer realm="tessera", error="invalid_token""#;
+
+fn assert_problem(reply: &common::Reply, status: StatusCode) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        reply.text
+    );
+    for key in ["type", "title", "status", "detail"] {
+        assert!(
+            reply.body.get(key).is_some(),
+            "problem lacks {key}: {}",
+            reply.text
+        );
+    }
+    assert_eq!(reply.body["status"], status.as_u16());
+}
+
+fn assert_oauth_error(reply: &common::Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    assert_eq!(reply.body["error"], code, "{}", reply.text);
+    assert!(reply.body["error_description"].is_string());
+    assert_no_store(reply);
+}
+
+fn assert_no_store(reply: &common::Reply) {
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.header("pragma"), Some("no-cache"));
+}
+
+fn error_fields(reply: &common::Reply) -> Vec<String> {
+    reply.body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors array: {}", reply.text))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------- register
+
+#[tokio::test]
+async fn register_returns_201_with_location_and_the_public_user() {
+    let app = TestApp::new();
+    let reply = app.register("Alice", "Alice@Example.org").await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.header("location"), Some("/users/me"));
+    let body = reply.body.as_object().unwrap();
+    let mut keys: Vec<_> = body.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["created_at", "email", "id", "username"]);
+    assert_eq!(body["username"], "Alice", "case is kept");
+    assert_eq!(body["email"], "Alice@Example.org");
+    uuid::Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+    chrono::DateTime::parse_from_rfc3339(body["created_at"].as_str().unwrap()).unwrap();
+    assert!(!reply.text.contains(PASSWORD));
+    assert!(!reply.text.contains("argon2"));
+}
+
+#[tokio::test]
+async fn register_conflicts_ignore_case_for_username_and_email() {
+    let app = TestApp::new();
+    assert_eq!(
+        app.register("alice", "a@x.org").await.status,
+        StatusCode::CREATED
+    );
+    let same_name = app.register("Alice", "other@x.org").await;
+    assert_problem(&same_name, StatusCode::CONFLICT);
+    assert!(same_name.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("username"));
+    let same_email = app.register("bob", "A@X.org").await;
+    assert_problem(&same_email, StatusCode::CONFLICT);
+    assert!(same_email.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("email"));
+    // Full-width letters are NFKC-equal to ASCII: still the same name.
+    let wide = app.register("\u{FF41}lice", "wide@x.org").await;
+    assert_problem(&wide, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn register_rejects_each_policy_violation_with_422_naming_the_field() {
+    let app = TestApp::new();
+    let long_email = format!("{}@x.org", "a".repeat(250));
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"username": "ab", "email": "ab@x.org", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": &"a".repeat(33), "email": "ab@x.org", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "has space", "email": "ab@x.org", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "{\"$ne\": \"\"}", "email": "ab@x.org", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "nul\u{0}byte", "email": "ab@x.org", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "valid", "email": "not-an-email", "password": PASSWORD}),
+            "email",
+        ),
+        (
+            json!({"username": "valid", "email": long_email, "password": PASSWORD}),
+            "email",
+        ),
+        (
+            json!({"username": "valid", "email": "v@x.org", "password": "short"}),
+            "password",
+        ),
+        (
+            json!({"username": "valid", "email": "v@x.org", "password": "x".repeat(129)}),
+            "password",
+        ),
+        (
+            json!({"username": "valid", "email": "v@x.org", "password": "password"}),
+            "password",
+        ),
+        (
+            json!({"username": "valid", "email": "v@x.org", "password": "12345678"}),
+            "password",
+        ),
+        (
+            json!({"username": "valid", "email": "v@x.org", "password": "qwerty123"}),
+            "password",
+        ),
+        (
+            json!({"username": "validname", "email": "v@x.org", "password": "ValidName"}),
+            "password",
+        ),
+        (
+            json!({"username": "valid", "email": "long.address@x.org", "password": "long.address@x.org"}),
+            "password",
+        ),
+        (
+            json!({"email": "v@x.org", "password": PASSWORD}),
+            "username",
+        ),
+        (json!({"username": "valid", "password": PASSWORD}), "email"),
+        (json!({"username": "valid", "email": "v@x.org"}), "password"),
+        (
+            json!({"username": 42, "email": "v@x.org", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "valid", "email": ["v@x.org"], "password": PASSWORD}),
+            "email",
+        ),
+        (
+            json!({"username": "valid", "email": "v@x.org", "password": null}),
+            "password",
+        ),
+    ];
+    for (body, field) in cases {
+        let reply = app.post_json("/users", &body.to_string()).await;
+        assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            error_fields(&reply).contains(&field.to_owned()),
+            "{body} should fail on {field}: {}",
+            reply.text
+        );
+        assert!(!reply.text.contains(PASSWORD));
+    }
+    // Nothing was created along the way.
+    assert_eq!(
+        app.register("valid", "v@x.org").await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn register_reports_every_broken_rule_at_once() {
+    let app = TestApp::new();
+    let reply = app
+        .post_json(
+            "/users",
+            r#"{"username":"a","email":"nope","password":"short"}"#,
+        )
+        .await;
+    assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_fields(&reply), ["username", "email", "password"]);
+}
+
+#[tokio::test]
+async fn register_ignores_unknown_fields() {
+    let app = TestApp::new();
+    let reply = app
+        .post_json(
+            "/users",
+            &json!({"username": "extra", "email": "e@x.org", "password": PASSWORD, "admin": true})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn malformed_or_non_object_json_is_400_problem() {
+    let app = TestApp::new();
+    for body in ["{not json", "[1,2,3]", "\"a string\"", "", "null"] {
+        let reply = app.post_json("/users", body).await;
+        assert_problem(&reply, StatusCode::BAD_REQUEST);
+    }
+    // Invalid UTF-8 inside a JSON string.
+    let reply = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri_str("/users")
+                .content_type("application/json")
+                .body(b"{\"username\":\"\xff\xfe\"}".to_vec()),
+        )
+        .await;
+    assert_problem(&reply, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_and_non_json_is_415() {
+    let app = TestApp::new();
+    let huge = json!({"username": "big", "email": "b@x.org", "password": PASSWORD, "pad": "x".repeat(70_000)});
+    assert_problem(
+        &app.post_json("/users", &huge.to_string()).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    );
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let reply = app
+            .send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri_str("/users")
+                    .content_type(content_type)
+                    .body("username=x"),
+            )
+            .await;
+        assert_problem(&reply, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    let no_type = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri_str("/users")
+                .body("{}"),
+        )
+        .await;
+    assert_problem(&no_type, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_registrations_of_one_name_give_one_201() {
+    let app = std::sync::Arc::new(TestApp::new());
+    let replies = futures_join_all((0..50).map(|i| {
+        let app = std::sync::Arc::clone(&app);
+        async move {
+            app.register(
+                if i % 2 == 0 { "racer" } else { "RACER" },
+                &format!("r{i}@x.org"),
+            )
+            .await
+        }
+    }))
+    .await;
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let conflicts = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, conflicts), (1, 49));
+}
+
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+// ---------------------------------------------------------------- token
+
+#[tokio::test]
+async fn password_grant_by_username_or_email_in_any_case() {
+    let app = TestApp::new();
+    app.register("Carol", "Carol@Example.org").await;
+    for login in [
+        "Carol",
+        "carol",
+        "CAROL",
+        "carol@example.org",
+        "CAROL@EXAMPLE.ORG",
+    ] {
+        let reply = app
+            .post_form("/token", &password_form(login, PASSWORD))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{login}: {}", reply.text);
+        assert_no_store(&reply);
+        assert_eq!(reply.body["token_type"], "bearer");
+        assert_eq!(reply.body["expires_in"], 900);
+        let token = reply.body["access_token"].as_str().unwrap();
+        assert_eq!(
+            app.get("/users/me", Some(token)).await.body["username"],
+            "Carol"
+        );
+    }
+}
+
+#[tokio::test]
+async fn access_tokens_follow_the_rfc9068_profile() {
+    let app = TestApp::new();
+    let token = app.user_with_token("dave").await;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let header: Value =
+        serde_json::from_slice(&engine.decode(parts.next().unwrap()).unwrap()).unwrap();
+    let claims: Value =
+        serde_json::from_slice(&engine.decode(parts.next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "HS256");
+    assert_eq!(header["kid"], hs256_kid(SECRET.as_bytes()));
+    let me = app.get("/users/me", Some(&token)).await;
+    assert_eq!(claims["sub"], me.body["id"], "sub is the user id");
+    assert_eq!(claims["preferred_username"], "dave");
+    assert_eq!(claims["iss"], "http://127.0.0.1:8080");
+    for claim in ["iat", "nbf", "exp", "jti"] {
+        assert!(claims.get(claim).is_some(), "missing {claim}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_answer() {
+    let app = TestApp::new();
+    app.register("erin", "erin@x.org").await;
+    let wrong = app
+        .post_form("/token", &password_form("erin", "not the password"))
+        .await;
+    let unknown = app
+        .post_form("/token", &password_form("nobody", PASSWORD))
+        .await;
+    let unknown_email = app
+        .post_form("/token", &password_form("nobody@x.org", PASSWORD))
+        .await;
+    assert_oauth_error(&wrong, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(wrong.text, unknown.text);
+    assert_eq!(wrong.text, unknown_email.text);
+    assert_eq!(wrong.status, unknown.status);
+}
+
+#[tokio::test]
+async fn token_request_errors_follow_rfc6749() {
+    let app = TestApp::new();
+    app.register("frank", "frank@x.org").await;
+    let invalid_request = [
+        "username=frank&password=x",                // no grant_type
+        "grant_type=password&password=x",           // no username
+        "grant_type=password&username=frank",       // no password
+        "grant_type=password&username=&password=x", // empty = missing
+        "grant_type=password&grant_type=password&username=frank&password=x", // repeated
+        "grant_type=password&username=frank&username=frank&password=x", // repeated
+        "grant_type=password&username=frank&password=%FF", // not UTF-8
+    ];
+    for body in invalid_request {
+        let reply = app.post_form("/token", body).await;
+        assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    for grant in ["client_credentials", "authorization_code", "PASSWORD"] {
+        let reply = app
+            .post_form("/token", &format!("grant_type={grant}"))
+            .await;
+        assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    }
+    let json = app
+        .post_json(
+            "/token",
+            r#"{"grant_type":"password","username":"frank","password":"x"}"#,
+        )
+        .await;
+    assert_oauth_error(&json, StatusCode::BAD_REQUEST, "invalid_request");
+}
+
+#[tokio::test]
+async fn client_id_and_basic_client_authentication_are_accepted_and_ignored() {
+    let app = TestApp::new();
+    app.register("gina", "gina@x.org").await;
+    let with_client_id = app
+        .post_form(
+            "/token",
+            &format!("{}&client_id=my-spa", password_form("gina", PASSWORD)),
+        )
+        .await;
+    assert_eq!(
+        with_client_id.status,
+        StatusCode::OK,
+        "{}",
+        with_client_id.text
+    );
+    let with_basic = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri_str("/token")
+                .content_type("application/x-www-form-urlencoded")
+                .header("authorization", "Basic bXktc3BhOg==")
+                .body(password_form("gina", PASSWORD)),
+        )
+        .await;
+    assert_eq!(with_basic.status, StatusCode::OK, "{}", with_basic.text);
+}
+
+#[tokio::test]
+async fn requested_scopes_are_narrowed_to_the_allowed_ones() {
+    let mut config = common::test_config();
+    config.tokens.scopes = vec!["profile".into(), "email".into()];
+    let app = TestApp::with_config(config);
+    app.register("hana", "hana@x.org").await;
+    let reply = app
+        .post_form(
+            "/token",
+            &format!(
+                "{}&scope={}",
+                password_form("hana", PASSWORD),
+                encode("email admin profile")
+            ),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["scope"], "email profile");
+    let none = app
+        .post_form(
+            "/token",
+            &format!("{}&scope=admin", password_form("hana", PASSWORD)),
+        )
+        .await;
+    assert!(none.body.get("scope").is_none(), "{}", none.text);
+}
+
+// ---------------------------------------------------------------- /users/me
+
+fn sign(claims: &Value, kid: Option<&str>, secret: &str) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn claims_for(user_id: &str, iat: i64, nbf: i64, exp: i64) -> Value {
+    json!({
+        "iss": "http://127.0.0.1:8080", "sub": user_id, "preferred_username": "ivan",
+        "iat": iat, "nbf": nbf, "exp": exp, "jti": "j", "client_id": "tessera"
+    })
+}
+
+#[tokio::test]
+async fn me_without_credentials_is_401_with_the_bare_challenge() {
+    let app = TestApp::new();
+    let reply = app.get("/users/me", None).await;
+    assert_problem(&reply, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.header("www-authenticate"), Some(WWW_MISSING));
+    for header in ["Basic aXZhbjpwdw==", "Token abc", "Bearer"] {
+        let reply = app.get_with_authorization("/users/me", header).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{header}");
+        assert!(
+            reply
+                .header("www-authenticate")
+                .unwrap()
+                .starts_with(WWW_MISSING),
+            "{header}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn me_refuses_every_kind_of_bad_token_with_invalid_token() {
+    let app = TestApp::new();
+    let good = app.user_with_token("ivan").await;
+    let me = app.get("/users/me", Some(&good)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    let id = me.body["id"].as_str().unwrap().to_owned();
+    let kid = hs256_kid(SECRET.as_bytes());
+    let now = chrono::Utc::now().timestamp();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let mut tampered = good.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let mut forged_payload = good.split('.').map(str::to_owned).collect::<Vec<_>>();
+    forged_payload[1] = engine.encode(
+        claims_for("00000000-0000-0000-0000-000000000000", now, now, now + 600).to_string(),
+    );
+    let alg_none = format!(
+        "{}.{}.",
+        engine.encode(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#)),
+        engine.encode(claims_for(&id, now, now, now + 600).to_string())
+    );
+    let mut other_issuer = claims_for(&id, now, now, now + 600);
+    other_issuer["iss"] = json!("https://evil.example");
+
+    let bad_tokens = [
+        ("garbage", "not-a-jwt".to_owned()),
+        ("tampered signature", tampered),
+        ("forged payload", forged_payload.join(".")),
+        ("alg none", alg_none),
+        (
+            "expired",
+            sign(
+                &claims_for(&id, now - 7200, now - 7200, now - 3600),
+                Some(&kid),
+                SECRET,
+            ),
+        ),
+        (
+            "not yet valid",
+            sign(
+                &claims_for(&id, now, now + 3600, now + 7200),
+                Some(&kid),
+                SECRET,
+            ),
+        ),
+        ("other issuer", sign(&other_issuer, Some(&kid), SECRET)),
+        (
+            "wrong secret",
+            sign(
+                &claims_for(&id, now, now, now + 600),
+                Some(&kid),
+                "another-secret-another-secret-xx",
+            ),
+        ),
+        (
+            "unknown kid",
+            sign(&claims_for(&id, now, now, now + 600), Some("nope"), SECRET),
+        ),
+        (
+            "no kid",
+            sign(&claims_for(&id, now, now, now + 600), None, SECRET),
+        ),
+    ];
+    for (what, token) in bad_tokens {
+        let reply = app.get("/users/me", Some(&token)).await;
+        assert_problem(&reply, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some(WWW_INVALID),
+            "{what}"
+        );
+    }
+    // Control: a token we signed the same way, but valid, is accepted.
+    let valid = sign(&claims_for(&id, now, now, now + 600), Some(&kid), SECRET);
+    assert_eq!(
+        app.get("/users/me", Some(&valid)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn me_refuses_tokens_of_deleted_or_disabled_users() {
+    use auth_core::UserStore;
+    let app = TestApp::new();
+    let gone = app.user_with_token("gone").await;
+    let off = app.user_with_token("off").await;
+    let store = app.state.service.store();
+    let gone_id = uuid::Uuid::parse_str(
+        app.get("/users/me", Some(&gone)).await.body["id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let off_id = uuid::Uuid::parse_str(
+        app.get("/users/me", Some(&off)).await.body["id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(store.delete_user(gone_id).await.unwrap());
+    store.set_disabled(off_id, true).await.unwrap();
+    for token in [gone, off] {
+        let reply = app.get("/users/me", Some(&token)).await;
+        assert_problem(&reply, StatusCode::UNAUTHORIZED);
+        assert_eq!(reply.header("www-authenticate"), Some(WWW_INVALID));
+    }
+    let disabled_login = app
+        .post_form("/token", &password_form("off", PASSWORD))
+        .await;
+    assert_oauth_error(&disabled_login, StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+// ---------------------------------------------------------------- the rest
+
+#[tokio::test]
+async fn probes_answer() {
+    let app = TestApp::new();
+    assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK);
+    assert_eq!(app.get("/readyz", None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let app = TestApp::new();
+    assert_problem(&app.get("/nope", None).await, StatusCode::NOT_FOUND);
+    let reply = app
+        .send(
+            Request::builder()
+                .method(Method::DELETE)
+                .uri_str("/users/me")
+                .finish(),
+        )
+        .await;
+    assert_problem(&reply, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn every_response_carries_security_headers() {
+    let app = TestApp::new();
+    for path in ["/healthz", "/users/me", "/nope", "/docs"] {
+        let reply = app.get(path, None).await;
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            reply.header("referrer-policy"),
+            Some("no-referrer"),
+            "{path}"
+        );
+        assert!(reply.header("content-security-policy").is_some(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route_and_the_password_flow() {
+    let app = TestApp::new();
+    let doc = app.get("/openapi.json", None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let paths = doc.body["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/users", "post"),
+        ("/users/me", "get"),
+        ("/token", "post"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    let schemes = &doc.body["components"]["securitySchemes"];
+    let scheme = schemes.as_object().unwrap().values().next().unwrap();
+    assert_eq!(scheme["type"], "oauth2");
+    assert_eq!(scheme["flows"]["password"]["tokenUrl"], "/token");
+    assert_eq!(
+        paths["/token"]["post"]["requestBody"]["content"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["application/x-www-form-urlencoded"]
+    );
+    let docs = app.get("/docs", None).await;
+    assert_eq!(docs.status, StatusCode::OK);
+    assert!(docs.text.contains("swagger"), "Swagger UI page");
+}
