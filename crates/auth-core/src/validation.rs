@@ -294,7 +294,7 @@ mod tests {
         assert!(!ok("qwerty123"));
         assert!(!ok("PassWord"));
         assert!(!ok("alice@x.org"));
-        assert!(!Password::parse("password", "aliceinwonder", "aliceinwonder", "a@x.org").is_ok());
+        assert!(Password::parse("password", "aliceinwonder", "aliceinwonder", "a@x.org").is_err());
         // Never trimmed: surrounding spaces are part of the password.
         let spaced = Password::parse("password", "  spaced out pw  ", "u", "e@x.org").unwrap();
         assert_eq!(spaced.expose(), "  spaced out pw  ");

@@ -358,6 +358,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API, not ours
     fn environment_variables_nest_with_double_underscore() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("TESSERA_STORAGE__BACKEND", "memory");

@@ -4,6 +4,9 @@
 //! factory giving a fresh, empty store, and so gets one `#[tokio::test]` per
 //! case, named `<backend>::<case>` in the test output.
 
+// This crate *is* test code: a failed expectation is how a case fails.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 pub mod users;
 
 /// Expands to a module named `$backend` holding one test per conformance

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 /// Advisory-lock key serialising whole migration runs ("tessera" in ASCII).
-const MIGRATION_REPORT_LOCK: i64 = 0x7465_7373_6572_61;
+const MIGRATION_REPORT_LOCK: i64 = 0x0074_6573_7365_7261;
 use uuid::Uuid;
 
 #[cfg(feature = "test-support")]

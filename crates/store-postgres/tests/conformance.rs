@@ -1,5 +1,6 @@
 //! The shared store behaviour, on a real PostgreSQL: every test gets a fresh
 //! database that is dropped afterwards.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use auth_core::Store;
 use store_postgres::test_support::TestDatabase;

@@ -1,5 +1,6 @@
 //! The shared store behaviour, on SQLite: each test gets its own database
 //! file in a temporary folder that is removed when the test ends.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use auth_core::Store;
 use store_sqlite::{SqliteSettings, SqliteStore};

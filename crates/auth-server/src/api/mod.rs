@@ -19,10 +19,11 @@ pub struct AppState<S> {
     pub service: AuthService<S>,
 }
 
+/// Every documented API group.
+type Apis<S> = (users::UsersApi<S>, oauth::OAuthApi<S>, ops::OpsApi<S>);
+
 /// The OpenAPI service (all documented routes).
-fn openapi<S: Store>(
-    state: &Arc<AppState<S>>,
-) -> OpenApiService<(users::UsersApi<S>, oauth::OAuthApi<S>, ops::OpsApi<S>), ()> {
+fn openapi<S: Store>(state: &Arc<AppState<S>>) -> OpenApiService<Apis<S>, ()> {
     OpenApiService::new(
         (
             users::UsersApi::new(Arc::clone(state)),
