@@ -373,3 +373,20 @@ mod tests {
         });
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_production_example_parses_but_its_placeholder_secret_is_refused() {
+        let example = Figment::from(Serialized::defaults(Config::default())).merge(
+            Toml::file_exact(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../config/production.example.toml"
+            )),
+        );
+        let err = Config::from_figment(example).unwrap_err().to_string();
+        assert!(err.contains("example value"), "{err}");
+    }
+}

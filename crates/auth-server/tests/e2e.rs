@@ -1,0 +1,420 @@
+//! End-to-end: the real `tessera` binary, configured only through
+//! environment variables, on each backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A running `tessera serve`.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    http: reqwest::Client,
+}
+
+fn tessera(env: &[(&str, String)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .env("TESSERA_SERVER__ADDR", "127.0.0.1:0")
+        .env("TESSERA_LOG__FORMAT", "json")
+        .env("TESSERA_PASSWORDS__MEMORY_KIB", "1024")
+        .env("TESSERA_PASSWORDS__ITERATIONS", "1")
+        .env("TESSERA_STORAGE__CONNECT_TIMEOUT", "5s")
+        .env_remove("RUST_LOG");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+impl Server {
+    fn start(env: &[(&str, String)]) -> Self {
+        let mut child = tessera(env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tessera");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Keep draining the logs so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(record) = serde_json::from_str::<Value>(&line) {
+                    if let Some(addr) = record["fields"]["addr"].as_str() {
+                        if record["fields"]["message"]
+                            .as_str()
+                            .is_some_and(|m| m.starts_with("listening"))
+                        {
+                            let _ = tx.send(addr.to_owned());
+                        }
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("tessera did not start: {:?}", child.try_wait()))
+            .parse()
+            .unwrap();
+        Self {
+            child,
+            addr,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    async fn register(&self, username: &str) -> StatusCode {
+        self.http
+            .post(self.url("/users"))
+            .json(&json!({"username": username, "email": format!("{username}@example.org"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    async fn login(&self, username: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn token(&self, username: &str) -> String {
+        let reply = self.login(username).await;
+        assert_eq!(reply.status(), StatusCode::OK);
+        let body: Value = reply.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn me(&self, token: &str) -> StatusCode {
+        self.http
+            .get(self.url("/users/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// SIGTERM, then wait: graceful shutdown must end with exit status 0.
+    fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for _ in 0..100 {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                assert!(exit.success(), "tessera exited with {exit}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("tessera did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Register, log in, restart, log in again; the old access token still works.
+async fn survives_restart(env: &[(&str, String)]) {
+    let first = Server::start(env);
+    assert_eq!(first.register("Persistent").await, StatusCode::CREATED);
+    let token = first.token("persistent").await;
+    assert_eq!(first.me(&token).await, StatusCode::OK);
+    first.stop();
+
+    let second = Server::start(env);
+    assert_eq!(
+        second.me(&token).await,
+        StatusCode::OK,
+        "old token accepted"
+    );
+    let fresh = second.token("PERSISTENT@example.org").await;
+    assert_eq!(second.me(&fresh).await, StatusCode::OK);
+    assert_eq!(second.register("persistent").await, StatusCode::CONFLICT);
+    second.stop();
+}
+
+async fn one_winner_of_fifty(server: &Server) {
+    let replies = futures::future::join_all((0..50).map(|i| async move {
+        server
+            .http
+            .post(server.url("/users"))
+            .json(&json!({"username": if i % 2 == 0 { "racer" } else { "Racer" }, "email": format!("racer{i}@x.org"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }))
+    .await;
+    let created = replies
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let conflicts = replies
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, conflicts), (1, 49), "{replies:?}");
+}
+
+fn sqlite_env(dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("TESSERA_STORAGE__BACKEND", "sqlite".into()),
+        (
+            "TESSERA_STORAGE__URL",
+            format!("sqlite://{}", dir.join("tessera.db").display()),
+        ),
+        ("TESSERA_DATA_DIR", dir.display().to_string()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_server_keeps_users_and_tokens_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    // No secret configured: dev generates one into the data folder and keeps it.
+    survives_restart(&sqlite_env(dir.path())).await;
+    assert!(dir.path().join("hs256.secret").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_server_has_one_winner_of_fifty_concurrent_registrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&sqlite_env(dir.path()));
+    one_winner_of_fifty(&server).await;
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_backend_is_chosen_by_config_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&[
+        ("TESSERA_STORAGE__BACKEND", "memory".into()),
+        ("TESSERA_DATA_DIR", dir.path().display().to_string()),
+        (
+            "TESSERA_TOKENS__SECRET",
+            "an-explicit-secret-of-at-least-32-bytes".into(),
+        ),
+    ]);
+    assert_eq!(server.register("ephemeral").await, StatusCode::CREATED);
+    let token = server.token("ephemeral").await;
+    assert_eq!(server.me(&token).await, StatusCode::OK);
+    assert!(
+        !dir.path().join("hs256.secret").exists(),
+        "a configured secret is used as is"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn production_profile_refuses_to_start_with_weak_settings() {
+    let output = tessera(&[
+        ("TESSERA_PROFILE", "production".into()),
+        ("TESSERA_STORAGE__BACKEND", "memory".into()),
+        ("TESSERA_TOKENS__SECRET", "short".into()),
+    ])
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least 32 bytes"), "{stderr}");
+    assert!(stderr.contains("memory"), "{stderr}");
+    assert!(
+        !stderr.contains("short\""),
+        "the secret itself is not echoed"
+    );
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use store_postgres::test_support::TestDatabase;
+
+    fn env(url: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("TESSERA_STORAGE__BACKEND", "postgres".into()),
+            ("TESSERA_STORAGE__URL", url.to_owned()),
+            ("TESSERA_STORAGE__ACQUIRE_TIMEOUT", "1s".into()),
+            (
+                "TESSERA_TOKENS__SECRET",
+                "e2e-postgres-secret-e2e-postgres-secret".into(),
+            ),
+        ]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_server_keeps_users_and_tokens_across_restarts() {
+        let db = TestDatabase::create().await;
+        survives_restart(&env(db.url())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_server_has_one_winner_of_fifty_concurrent_registrations() {
+        let db = TestDatabase::create().await;
+        let server = Server::start(&env(db.url()));
+        one_winner_of_fifty(&server).await;
+        server.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_auto_migrate_serve_refuses_an_old_schema_until_migrated() {
+        let db = TestDatabase::create().await;
+        let mut manual = env(db.url());
+        manual.push(("TESSERA_STORAGE__AUTO_MIGRATE", "false".into()));
+
+        let refused = tessera(&manual).output().unwrap();
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("tessera migrate"), "{stderr}");
+
+        let migrate = tessera(&manual).arg("migrate").output().unwrap();
+        assert!(migrate.status.success());
+        let stdout = String::from_utf8_lossy(&migrate.stdout);
+        assert!(stdout.contains("applied 20261128000001 users"), "{stdout}");
+        let again = tessera(&manual).arg("migrate").output().unwrap();
+        assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+
+        let server = Server::start(&manual);
+        assert_eq!(server.register("migrated").await, StatusCode::CREATED);
+        server.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn database_outage_gives_503_and_the_server_recovers_by_itself() {
+        let db = TestDatabase::create().await;
+        let proxy = proxy::Proxy::start("127.0.0.1:5432").await;
+        let via_proxy = db
+            .url()
+            .replacen("127.0.0.1:5432", &proxy.addr.to_string(), 1);
+        assert_ne!(
+            via_proxy,
+            db.url(),
+            "test database must be on 127.0.0.1:5432"
+        );
+        let server = Server::start(&env(&via_proxy));
+        assert_eq!(server.register("steady").await, StatusCode::CREATED);
+        let token = server.token("steady").await;
+
+        proxy.cut();
+        let started = std::time::Instant::now();
+        let during = server
+            .http
+            .get(server.url("/users/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(during.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(during.headers()["content-type"], "application/problem+json");
+        assert!(started.elapsed() < Duration::from_secs(10), "no hang");
+        let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            server.register("during").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+
+        proxy.restore();
+        let mut recovered = false;
+        for _ in 0..50 {
+            if server.me(&token).await == StatusCode::OK {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(recovered, "the server came back without a restart");
+        assert_eq!(server.register("after").await, StatusCode::CREATED);
+        server.stop();
+    }
+
+    /// A TCP proxy in front of PostgreSQL that the test can cut and
+    /// restore, so an outage is simulated without stopping the shared server.
+    mod proxy {
+        use std::net::SocketAddr;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        use tokio::net::{TcpListener, TcpStream};
+        use tokio::sync::watch;
+
+        pub struct Proxy {
+            pub addr: SocketAddr,
+            up: Arc<AtomicBool>,
+            generation: watch::Sender<u64>,
+        }
+
+        impl Proxy {
+            pub async fn start(upstream: &'static str) -> Self {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let up = Arc::new(AtomicBool::new(true));
+                let (generation, _) = watch::channel(0u64);
+                let accepting_up = Arc::clone(&up);
+                let cuts = generation.clone();
+                tokio::spawn(async move {
+                    while let Ok((mut client, _)) = listener.accept().await {
+                        if !accepting_up.load(Ordering::SeqCst) {
+                            drop(client); // refused while down
+                            continue;
+                        }
+                        let mut cut = cuts.subscribe();
+                        tokio::spawn(async move {
+                            let Ok(mut server) = TcpStream::connect(upstream).await else {
+                                return;
+                            };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = cut.changed() => {}
+                            }
+                        });
+                    }
+                });
+                Self {
+                    addr,
+                    up,
+                    generation,
+                }
+            }
+
+            /// Drops every live connection and refuses new ones.
+            pub fn cut(&self) {
+                self.up.store(false, Ordering::SeqCst);
+                self.generation.send_modify(|g| *g += 1);
+            }
+
+            pub fn restore(&self) {
+                self.up.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
