@@ -1,9 +1,10 @@
 //! Project automation, in the style of rust-analyzer's xtask: plain Rust,
 //! no extra tools to install. `cargo xtask --help` lists the commands.
 
+use std::io::{BufRead, BufReader};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -107,7 +108,52 @@ fn test(extra: &[String]) -> Result<()> {
         args.push("--");
         args.extend(extra.iter().map(String::as_str));
     }
-    cargo(&args, &[])
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child = Command::new(cargo_bin)
+        .args(&args)
+        .current_dir(workspace_root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test")?;
+    let mut totals = TestTotals::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            totals.add(&line);
+        }
+    }
+    let status = child.wait()?;
+    // One closing line for the whole run (cargo prints one per test binary).
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
+    check(status, &args)?;
+    if totals.passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
+
+/// Sums cargo's per-binary `test result:` lines.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+}
+
+impl TestTotals {
+    fn add(&mut self, line: &str) {
+        let Some(summary) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        let count = |label: &str| {
+            summary
+                .split([';', '.'])
+                .filter_map(|part| part.trim().strip_suffix(label))
+                .find_map(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        self.passed += count(" passed");
+        self.failed += count(" failed");
+    }
 }
 
 /// The PostgreSQL tests are part of every run: an unreachable server fails
@@ -193,5 +239,20 @@ mod tests {
             Some("db.internal:5432")
         );
         assert_eq!(host_port("postgres:///x"), None);
+    }
+
+    #[test]
+    fn sums_cargo_test_summaries() {
+        let mut totals = super::TestTotals::default();
+        totals.add("test result: ok. 14 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.03s");
+        totals.add("test result: FAILED. 5 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s");
+        totals.add("running 3 tests");
+        assert_eq!(
+            totals,
+            super::TestTotals {
+                passed: 19,
+                failed: 2
+            }
+        );
     }
 }

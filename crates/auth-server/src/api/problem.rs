@@ -229,7 +229,7 @@ impl OAuthError {
     pub fn unsupported_grant_type() -> Self {
         Self::BadRequest(oauth_body(
             "unsupported_grant_type",
-            "supported grant types: password, refresh_token",
+            "supported grant types: password",
         ))
     }
 }
