@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use auth_core::store::{Store, StoreError, UniqueField, UserStore};
 use auth_core::{NewUser, User};
-use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 /// Advisory-lock key serialising whole migration runs ("tessera" in ASCII).
 const MIGRATION_REPORT_LOCK: i64 = 0x0074_6573_7365_7261;
+use store_sql::{pending_migrations, require_found, UserRow, USER_COLUMNS};
 use uuid::Uuid;
 
 #[cfg(feature = "test-support")]
@@ -77,40 +77,12 @@ fn map_error(err: sqlx::Error) -> StoreError {
         {
             StoreError::Unavailable(err.to_string())
         }
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+        // The server went away mid-conversation.
+        sqlx::Error::Protocol(_) => StoreError::Unavailable(err.to_string()),
+        e if store_sql::is_connectivity_error(e) => StoreError::Unavailable(err.to_string()),
         _ => StoreError::Other(err.to_string()),
     }
 }
-
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: Uuid,
-    username: String,
-    email: String,
-    password_hash: String,
-    created_at: DateTime<Utc>,
-    disabled: bool,
-}
-
-impl From<UserRow> for User {
-    fn from(row: UserRow) -> Self {
-        User {
-            id: row.id,
-            username: row.username,
-            email: row.email,
-            password_hash: row.password_hash,
-            created_at: row.created_at,
-            disabled: row.disabled,
-        }
-    }
-}
-
-const USER_COLUMNS: &str = "id, username, email, password_hash, created_at, disabled";
 
 impl PostgresStore {
     async fn find_user_where(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
@@ -135,22 +107,6 @@ impl PostgresStore {
             .fetch_all(&mut *conn)
             .await
             .map_err(map_error)
-    }
-
-    fn not_in(applied: &[i64]) -> Vec<String> {
-        MIGRATOR
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
-            .map(|m| format!("{} {}", m.version, m.description))
-            .collect()
-    }
-}
-
-fn found(rows_affected: u64) -> Result<(), StoreError> {
-    if rows_affected == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
     }
 }
 
@@ -198,7 +154,7 @@ impl UserStore for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(map_error)?;
-        found(done.rows_affected())
+        require_found(done.rows_affected())
     }
 
     async fn set_disabled(&self, id: Uuid, disabled: bool) -> Result<(), StoreError> {
@@ -208,7 +164,7 @@ impl UserStore for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(map_error)?;
-        found(done.rows_affected())
+        require_found(done.rows_affected())
     }
 
     async fn delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
@@ -251,7 +207,7 @@ impl Store for PostgresStore {
                 .run_direct(&mut *conn)
                 .await
                 .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-            Ok(Self::not_in(&before))
+            Ok(pending_migrations(&MIGRATOR, &before))
         }
         .await;
         let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
@@ -267,6 +223,9 @@ impl Store for PostgresStore {
 
     async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(map_error)?;
-        Ok(Self::not_in(&Self::applied_versions(&mut conn).await?))
+        Ok(pending_migrations(
+            &MIGRATOR,
+            &Self::applied_versions(&mut conn).await?,
+        ))
     }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use auth_core::store::{Store, StoreError, UniqueField, UserStore};
 use auth_core::{NewUser, User};
-use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use store_sql::{pending_migrations, require_found, UserRow, USER_COLUMNS};
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -78,38 +78,10 @@ fn map_error(err: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
             StoreError::Unavailable(err.to_string())
         }
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+        e if store_sql::is_connectivity_error(e) => StoreError::Unavailable(err.to_string()),
         _ => StoreError::Other(err.to_string()),
     }
 }
-
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: Uuid,
-    username: String,
-    email: String,
-    password_hash: String,
-    created_at: DateTime<Utc>,
-    disabled: bool,
-}
-
-impl From<UserRow> for User {
-    fn from(row: UserRow) -> Self {
-        User {
-            id: row.id,
-            username: row.username,
-            email: row.email,
-            password_hash: row.password_hash,
-            created_at: row.created_at,
-            disabled: row.disabled,
-        }
-    }
-}
-
-const USER_COLUMNS: &str = "id, username, email, password_hash, created_at, disabled";
 
 impl SqliteStore {
     async fn find_user_where(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
@@ -136,14 +108,6 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(map_error)
-    }
-
-    fn not_in(applied: &[i64]) -> Vec<String> {
-        MIGRATOR
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
-            .map(|m| format!("{} {}", m.version, m.description))
-            .collect()
     }
 }
 
@@ -191,7 +155,7 @@ impl UserStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(map_error)?;
-        found(done.rows_affected())
+        require_found(done.rows_affected())
     }
 
     async fn set_disabled(&self, id: Uuid, disabled: bool) -> Result<(), StoreError> {
@@ -201,7 +165,7 @@ impl UserStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(map_error)?;
-        found(done.rows_affected())
+        require_found(done.rows_affected())
     }
 
     async fn delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
@@ -211,14 +175,6 @@ impl UserStore for SqliteStore {
             .await
             .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
-    }
-}
-
-fn found(rows_affected: u64) -> Result<(), StoreError> {
-    if rows_affected == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
     }
 }
 
@@ -241,10 +197,13 @@ impl Store for SqliteStore {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        Ok(Self::not_in(&before))
+        Ok(pending_migrations(&MIGRATOR, &before))
     }
 
     async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
-        Ok(Self::not_in(&self.applied_versions().await?))
+        Ok(pending_migrations(
+            &MIGRATOR,
+            &self.applied_versions().await?,
+        ))
     }
 }
