@@ -19,6 +19,9 @@ pub enum AuthError {
     /// Wrong login or password. Deliberately says nothing about which.
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// A refresh token that is unknown, expired, used or of an ended session.
+    #[error("the refresh token is invalid, expired or revoked")]
+    InvalidRefreshToken,
     /// The account exists but may not log in.
     #[error("the account is disabled")]
     AccountDisabled,

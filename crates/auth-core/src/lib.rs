@@ -8,15 +8,18 @@
 pub mod error;
 pub mod model;
 pub mod password;
+pub mod refresh;
 pub mod service;
 pub mod store;
 pub mod token;
 pub mod validation;
 
 pub use error::AuthError;
-pub use model::{NewUser, User};
+pub use model::{
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+};
 pub use password::{HashingConfig, PasswordHasher};
-pub use service::{AuthService, LoginGrant, Registration};
-pub use store::{Store, StoreError, UniqueField, UserStore};
+pub use service::{AuthService, Introspection, LoginGrant, Registration, SessionPolicy, TokenKind};
+pub use store::{SessionStore, Store, StoreError, UniqueField, UserStore};
 pub use token::{AccessClaims, TokenConfig, TokenError, TokenKeys};
 pub use validation::{Email, FieldError, Password, Username, ValidationErrors};

@@ -79,3 +79,68 @@ impl NewUser {
         }
     }
 }
+
+/// One login: a family of refresh tokens and the access tokens issued from
+/// them (`sid`). Revoking it ends all of them at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// Slides forward to the newest refresh token's expiry on each rotation.
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The scope granted at login, kept for every refresh.
+    pub scope: Option<String>,
+}
+
+impl Session {
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// SHA-256 of a refresh token: all a store ever keeps of one.
+pub type TokenDigest = [u8; 32];
+
+/// A refresh token about to be stored (as its digest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    pub digest: TokenDigest,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The successor sealed with a key only the *presented* token yields,
+    /// kept so a replay inside the grace window can get the same successor
+    /// back. `None` when the grace window is off (strict rotation).
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// A stored refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub digest: TokenDigest,
+    pub session_id: Uuid,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    /// Set when used: the digest of the token that replaced it.
+    pub successor_digest: Option<TokenDigest>,
+    /// Set when used with a grace window: the sealed successor.
+    pub successor_sealed: Option<Vec<u8>>,
+}
+
+/// What presenting a refresh token did, decided atomically by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumed {
+    /// This call won: the token is now used and the successor stored.
+    Rotated { session: Session, user: User },
+    /// The token had been used before (by an earlier or a concurrent call).
+    /// Nothing was changed; the caller decides between grace and revocation.
+    AlreadyUsed {
+        token: RefreshTokenRecord,
+        session: Session,
+        user: User,
+    },
+    /// Unknown, expired, or its session is over.
+    Invalid,
+}

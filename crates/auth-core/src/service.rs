@@ -1,14 +1,18 @@
-//! The use cases: register, log in, and resolve an access token to its user.
+//! The use cases: register, log in, refresh, revoke, introspect, change
+//! password, and resolve an access token to its user.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::AuthError;
-use crate::model::{NewUser, User};
+use crate::model::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, User};
 use crate::password::PasswordHasher;
+use crate::refresh::RefreshToken;
 use crate::store::Store;
-use crate::token::{IssuedToken, TokenError, TokenIssuer};
+use crate::token::{AccessClaims, IssuedToken, TokenError, TokenIssuer};
 use crate::validation::{Email, LoginKey, Password, Username, ValidationErrors};
 
 /// Longest password accepted at login. Longer ones cannot exist (the policy
@@ -51,13 +55,67 @@ impl Registration {
     }
 }
 
-/// What a successful login yields.
+/// Session behaviour.
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    /// Lifetime of each refresh token (and so of an idle session).
+    pub refresh_ttl: Duration,
+    /// How long after its first use a refresh token may be presented again
+    /// and get the same successor instead of revoking the session. Zero is
+    /// strict rotation.
+    pub refresh_reuse_grace: Duration,
+    /// Scopes clients may request; others are dropped from grants.
+    pub allowed_scopes: BTreeSet<String>,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_reuse_grace: Duration::ZERO,
+            allowed_scopes: BTreeSet::new(),
+        }
+    }
+}
+
+/// What a successful login or refresh yields.
 #[derive(Debug, Clone)]
 pub struct LoginGrant {
     pub user: User,
+    pub session_id: Uuid,
     pub access: IssuedToken,
+    pub refresh: RefreshToken,
     /// The granted scope, when any was requested and allowed.
     pub scope: Option<String>,
+}
+
+/// Which kind of token an introspection or revocation concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access_token",
+            TokenKind::Refresh => "refresh_token",
+        }
+    }
+}
+
+/// RFC 7662 facts about an active token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Introspection {
+    pub kind: TokenKind,
+    pub sub: Uuid,
+    pub username: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub scope: Option<String>,
+    pub client_id: String,
 }
 
 /// The domain services over one store.
@@ -66,21 +124,20 @@ pub struct AuthService<S> {
     store: S,
     hasher: PasswordHasher,
     tokens: TokenIssuer,
-    allowed_scopes: BTreeSet<String>,
+    policy: SessionPolicy,
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 impl<S: Store> AuthService<S> {
-    pub fn new(
-        store: S,
-        hasher: PasswordHasher,
-        tokens: TokenIssuer,
-        allowed_scopes: impl IntoIterator<Item = String>,
-    ) -> Self {
+    pub fn new(store: S, hasher: PasswordHasher, tokens: TokenIssuer, policy: SessionPolicy) -> Self {
         Self {
             store,
             hasher,
             tokens,
-            allowed_scopes: allowed_scopes.into_iter().collect(),
+            policy,
         }
     }
 
@@ -107,6 +164,7 @@ impl<S: Store> AuthService<S> {
     }
 
     /// The resource-owner password grant: `login` is a username or an email.
+    /// Starts a new session.
     ///
     /// Unknown accounts are verified against a dummy hash so that "no such
     /// user" and "wrong password" cost the same and read the same.
@@ -116,6 +174,32 @@ impl<S: Store> AuthService<S> {
         password: &str,
         requested_scope: Option<&str>,
     ) -> Result<LoginGrant, AuthError> {
+        let user = self.check_password(login, password).await?;
+        let scope = self.grant_scope(requested_scope);
+        let now = Utc::now();
+        let refresh = RefreshToken::generate();
+        let first = self.refresh_record(&refresh, None, now);
+        let session = Session {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            created_at: now,
+            expires_at: first.expires_at,
+            revoked_at: None,
+            scope: scope.clone(),
+        };
+        self.store.create_session(&session, &first).await?;
+        let access = self.issue(&user, session.id, scope.clone())?;
+        Ok(LoginGrant {
+            user,
+            session_id: session.id,
+            access,
+            refresh,
+            scope,
+        })
+    }
+
+    /// Verifies a login's password; the user when it matches and may log in.
+    async fn check_password(&self, login: &str, password: &str) -> Result<User, AuthError> {
         if password.len() > MAX_LOGIN_PASSWORD_BYTES {
             return Err(AuthError::InvalidCredentials);
         }
@@ -134,23 +218,221 @@ impl<S: Store> AuthService<S> {
         if verification.needs_rehash {
             self.rehash(&user, password).await;
         }
-        let scope = self.grant_scope(requested_scope);
-        let access = self.issue(&user, None, scope.clone())?;
+        Ok(user)
+    }
+
+    /// The refresh-token grant: single use, rotated, with reuse detection.
+    pub async fn refresh(&self, presented: &str) -> Result<LoginGrant, AuthError> {
+        let presented = RefreshToken::from_presented(presented);
+        let now = Utc::now();
+        let successor = RefreshToken::generate();
+        let record = self.refresh_record(&successor, Some(&presented), now);
+        match self
+            .store
+            .consume_refresh_token(&presented.digest(), &record, now)
+            .await?
+        {
+            Consumed::Rotated { session, user } => {
+                if user.disabled {
+                    self.store.revoke_session(session.id, now).await?;
+                    return Err(AuthError::AccountDisabled);
+                }
+                self.grant(user, &session, successor)
+            }
+            Consumed::AlreadyUsed {
+                token,
+                session,
+                user,
+            } => {
+                if let Some(same) = self.grace_successor(&presented, &token, &session, &user, now) {
+                    return self.grant(user, &session, same);
+                }
+                self.store.revoke_session(session.id, now).await?;
+                tracing::warn!(
+                    session_id = %session.id,
+                    user_id = %user.id,
+                    "refresh token reuse detected; session revoked"
+                );
+                Err(AuthError::InvalidRefreshToken)
+            }
+            Consumed::Invalid => Err(AuthError::InvalidRefreshToken),
+        }
+    }
+
+    /// Inside the grace window, the successor the first use produced.
+    fn grace_successor(
+        &self,
+        presented: &RefreshToken,
+        token: &RefreshTokenRecord,
+        session: &Session,
+        user: &User,
+        now: DateTime<Utc>,
+    ) -> Option<RefreshToken> {
+        let grace = chrono_duration(self.policy.refresh_reuse_grace);
+        let within = token.used_at.is_some_and(|used| now - used <= grace);
+        if grace.is_zero() || !within || !session.is_active(now) || user.disabled {
+            return None;
+        }
+        presented.unseal(token.successor_sealed.as_deref()?, token.successor_digest.as_ref()?)
+    }
+
+    fn grant(
+        &self,
+        user: User,
+        session: &Session,
+        refresh: RefreshToken,
+    ) -> Result<LoginGrant, AuthError> {
+        let access = self.issue(&user, session.id, session.scope.clone())?;
         Ok(LoginGrant {
             user,
+            session_id: session.id,
             access,
-            scope,
+            refresh,
+            scope: session.scope.clone(),
         })
     }
 
-    /// Resolves a bearer token to its (existing, enabled) user.
-    pub async fn current_user(&self, access_token: &str) -> Result<User, AuthError> {
-        let claims = self.tokens.verify(access_token)?;
-        let id = Uuid::parse_str(&claims.sub).map_err(|_| TokenError::Malformed)?;
-        match self.store.find_user_by_id(id).await? {
-            Some(user) if !user.disabled => Ok(user),
-            _ => Err(TokenError::UnknownUser.into()),
+    fn refresh_record(
+        &self,
+        token: &RefreshToken,
+        sealed_by: Option<&RefreshToken>,
+        now: DateTime<Utc>,
+    ) -> NewRefreshToken {
+        let grace_on = !self.policy.refresh_reuse_grace.is_zero();
+        NewRefreshToken {
+            digest: token.digest(),
+            issued_at: now,
+            expires_at: now + chrono_duration(self.policy.refresh_ttl),
+            sealed: sealed_by.filter(|_| grace_on).and_then(|old| old.seal(token)),
         }
+    }
+
+    /// Resolves a bearer token to its user, checking that its session is
+    /// still active (so revocation takes effect at once).
+    pub async fn current_user(&self, access_token: &str) -> Result<User, AuthError> {
+        self.current_session(access_token).await.map(|(_, user)| user)
+    }
+
+    async fn current_session(&self, access_token: &str) -> Result<(Session, User), AuthError> {
+        let claims = self.tokens.verify(access_token)?;
+        self.active_session_of(&claims).await
+    }
+
+    async fn active_session_of(&self, claims: &AccessClaims) -> Result<(Session, User), AuthError> {
+        let user_id = Uuid::parse_str(&claims.sub).map_err(|_| TokenError::Malformed)?;
+        let sid = claims
+            .sid
+            .as_deref()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or(TokenError::Malformed)?;
+        match self.store.find_active_session(sid, Utc::now()).await? {
+            Some((session, user)) if session.user_id == user_id && !user.disabled => {
+                Ok((session, user))
+            }
+            Some((_, user)) if user.disabled => Err(TokenError::UnknownUser.into()),
+            _ => Err(TokenError::Revoked.into()),
+        }
+    }
+
+    /// RFC 7009: ends the session of an access or refresh token. Unknown
+    /// tokens are not an error.
+    pub async fn revoke(&self, token: &str, hint: Option<TokenKind>) -> Result<(), AuthError> {
+        let now = Utc::now();
+        let order = match hint {
+            Some(TokenKind::Refresh) => [TokenKind::Refresh, TokenKind::Access],
+            _ => [TokenKind::Access, TokenKind::Refresh],
+        };
+        for kind in order {
+            let session_id = match kind {
+                TokenKind::Access => self
+                    .tokens
+                    .verify(token)
+                    .ok()
+                    .and_then(|c| c.sid)
+                    .and_then(|s| Uuid::parse_str(&s).ok()),
+                TokenKind::Refresh => self
+                    .store
+                    .find_refresh_token(&RefreshToken::from_presented(token).digest())
+                    .await?
+                    .map(|(record, _, _)| record.session_id),
+            };
+            if let Some(id) = session_id {
+                self.store.revoke_session(id, now).await?;
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 7662: facts about a token that is currently valid, else `None`.
+    pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, AuthError> {
+        if let Ok(claims) = self.tokens.verify(token) {
+            return match self.active_session_of(&claims).await {
+                Ok((_, user)) => Ok(Some(Introspection {
+                    kind: TokenKind::Access,
+                    sub: user.id,
+                    username: user.username,
+                    iat: claims.iat,
+                    exp: claims.exp,
+                    iss: claims.iss,
+                    scope: claims.scope,
+                    client_id: claims.client_id,
+                })),
+                Err(AuthError::InvalidToken(_)) => Ok(None),
+                Err(other) => Err(other),
+            };
+        }
+        let now = Utc::now();
+        let found = self
+            .store
+            .find_refresh_token(&RefreshToken::from_presented(token).digest())
+            .await?;
+        Ok(found.and_then(|(record, session, user)| {
+            let active = record.used_at.is_none()
+                && record.expires_at > now
+                && session.is_active(now)
+                && !user.disabled;
+            active.then(|| Introspection {
+                kind: TokenKind::Refresh,
+                sub: user.id,
+                username: user.username,
+                iat: record.issued_at.timestamp(),
+                exp: record.expires_at.timestamp(),
+                iss: self.tokens.config().issuer.clone(),
+                scope: session.scope,
+                client_id: self.tokens.config().client_id.clone(),
+            })
+        }))
+    }
+
+    /// Changes the password of the token's user and ends every other session.
+    pub async fn change_password(
+        &self,
+        access_token: &str,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<(), AuthError> {
+        let (session, user) = self.current_session(access_token).await?;
+        let verification = self
+            .hasher
+            .verify(Some(&user.password_hash), current_password)
+            .await?;
+        if !verification.matches {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let password = Password::parse("new_password", new_password, &user.username, &user.email)
+            .map_err(|e| ValidationErrors(vec![e]))?;
+        let hash = self.hasher.hash(&password).await?;
+        self.store.set_password_hash(user.id, &hash).await?;
+        self.store
+            .revoke_user_sessions(user.id, Some(session.id), Utc::now())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes expired and revoked sessions; returns how many went.
+    pub async fn purge_expired(&self) -> Result<u64, AuthError> {
+        Ok(self.store.purge_expired(Utc::now()).await?)
     }
 
     async fn find_by_login(&self, login: &str) -> Result<Option<User>, AuthError> {
@@ -189,19 +471,14 @@ impl<S: Store> AuthService<S> {
     fn grant_scope(&self, requested: Option<&str>) -> Option<String> {
         let granted: BTreeSet<&str> = requested?
             .split(' ')
-            .filter(|s| self.allowed_scopes.contains(*s))
+            .filter(|s| self.policy.allowed_scopes.contains(*s))
             .collect();
         (!granted.is_empty()).then(|| granted.into_iter().collect::<Vec<_>>().join(" "))
     }
 
-    fn issue(
-        &self,
-        user: &User,
-        sid: Option<Uuid>,
-        scope: Option<String>,
-    ) -> Result<IssuedToken, AuthError> {
+    fn issue(&self, user: &User, sid: Uuid, scope: Option<String>) -> Result<IssuedToken, AuthError> {
         self.tokens
-            .issue(user, sid, scope)
+            .issue(user, Some(sid), scope)
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))
     }
 }

@@ -8,7 +8,9 @@ use std::future::Future;
 
 use uuid::Uuid;
 
-use crate::model::{NewUser, User};
+use chrono::{DateTime, Utc};
+
+use crate::model::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User};
 
 /// The fields that must be unique across accounts, compared case-insensitively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +95,77 @@ pub trait UserStore: Send + Sync {
     fn delete_user(&self, id: Uuid) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// Everything a backend provides. Sessions and throttling join here as
-/// further supertraits.
-pub trait Store: UserStore + Send + Sync + 'static {
+/// Sessions and their refresh tokens.
+///
+/// Single use is the store's job: [`consume_refresh_token`] marks a token
+/// used and stores its successor in one atomic step (a conditional update in
+/// a transaction, or one lock), so of N concurrent uses exactly one rotates.
+///
+/// [`consume_refresh_token`]: SessionStore::consume_refresh_token
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session with its first refresh token, atomically.
+    fn create_session(
+        &self,
+        session: &Session,
+        first_token: &NewRefreshToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The session if it is active at `now` (not revoked, not expired), with
+    /// its user, in one lookup: this runs on every authenticated request.
+    fn find_active_session(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<(Session, User)>, StoreError>> + Send;
+
+    /// Presents the refresh token with digest `digest`. If it is unused, not
+    /// expired and its session active, marks it used at `now`, records
+    /// `successor` (and its sealed copy) on it, stores `successor` in the
+    /// same session, slides the session's expiry to the successor's, and
+    /// returns [`Consumed::Rotated`]. If it was already used, changes
+    /// nothing and returns [`Consumed::AlreadyUsed`]. Otherwise
+    /// [`Consumed::Invalid`].
+    fn consume_refresh_token(
+        &self,
+        digest: &TokenDigest,
+        successor: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Consumed, StoreError>> + Send;
+
+    /// A refresh token by digest, with its session and user, whatever their state.
+    fn find_refresh_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<(RefreshTokenRecord, Session, User)>, StoreError>> + Send;
+
+    /// Ends a session (and so every token of it). `false` when it was
+    /// unknown or already revoked.
+    fn revoke_session(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Ends every active session of a user except `keep`; returns how many.
+    fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Deletes sessions that expired or were revoked before `now`, with
+    /// their tokens, and refresh tokens past their expiry. Returns how many
+    /// sessions went. Used tokens of live sessions stay: reuse detection
+    /// needs them.
+    fn purge_expired(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// Everything a backend provides. Throttling joins here as a further supertrait.
+pub trait Store: UserStore + SessionStore + Send + Sync + 'static {
     /// A cheap round trip proving the store answers (readiness probes).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -7,6 +7,7 @@
 // This crate *is* test code: a failed expectation is how a case fails.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod sessions;
 pub mod users;
 
 /// Expands to a module named `$backend` holding one test per conformance
@@ -34,6 +35,15 @@ macro_rules! conformance_tests {
                 users::changing_a_missing_user_is_not_found,
                 users::delete_user_frees_its_names,
                 users::ping_answers,
+                sessions::created_session_is_found_active_with_its_user,
+                sessions::sessions_of_unknown_users_are_refused,
+                sessions::expired_and_revoked_sessions_are_not_active,
+                sessions::consuming_rotates_once_then_reports_reuse,
+                sessions::unknown_expired_or_revoked_tokens_are_invalid,
+                sessions::concurrent_refreshes_with_one_token_rotate_exactly_once,
+                sessions::revoking_all_of_a_users_sessions_can_keep_one,
+                sessions::purge_removes_ended_sessions_and_their_tokens,
+                sessions::deleting_a_user_ends_their_sessions,
             );
         }
     };

@@ -9,8 +9,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use auth_core::store::{Store, StoreError, UniqueField, UserStore};
-use auth_core::{NewUser, User};
+use auth_core::store::{SessionStore, Store, StoreError, UniqueField, UserStore};
+use auth_core::{
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 #[derive(Default)]
@@ -18,6 +21,44 @@ struct Tables {
     users: HashMap<Uuid, UserRow>,
     by_username: HashMap<String, Uuid>,
     by_email: HashMap<String, Uuid>,
+    sessions: HashMap<Uuid, Session>,
+    refresh_tokens: HashMap<TokenDigest, RefreshTokenRecord>,
+}
+
+impl Tables {
+    /// A session with its user, whatever their state.
+    fn session_with_user(&self, id: Uuid) -> Option<(Session, User)> {
+        let session = self.sessions.get(&id)?;
+        let user = self.users.get(&session.user_id)?;
+        Some((session.clone(), user.user.clone()))
+    }
+
+    fn remove_sessions(&mut self, doomed: impl Fn(&Session) -> bool) -> u64 {
+        let ids: Vec<Uuid> = self
+            .sessions
+            .values()
+            .filter(|s| doomed(s))
+            .map(|s| s.id)
+            .collect();
+        for id in &ids {
+            self.sessions.remove(id);
+        }
+        self.refresh_tokens
+            .retain(|_, token| !ids.contains(&token.session_id));
+        ids.len() as u64
+    }
+}
+
+fn stored(token: &NewRefreshToken, session_id: Uuid) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        digest: token.digest,
+        session_id,
+        issued_at: token.issued_at,
+        expires_at: token.expires_at,
+        used_at: None,
+        successor_digest: None,
+        successor_sealed: None,
+    }
 }
 
 struct UserRow {
@@ -121,7 +162,126 @@ impl UserStore for MemoryStore {
         };
         tables.by_username.remove(&row.username_key);
         tables.by_email.remove(&row.email_key);
+        tables.remove_sessions(|s| s.user_id == id);
         Ok(true)
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn create_session(
+        &self,
+        session: &Session,
+        first_token: &NewRefreshToken,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        if !tables.users.contains_key(&session.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        tables.sessions.insert(session.id, session.clone());
+        tables
+            .refresh_tokens
+            .insert(first_token.digest, stored(first_token, session.id));
+        Ok(())
+    }
+
+    async fn find_active_session(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        Ok(self
+            .lock()?
+            .session_with_user(id)
+            .filter(|(session, _)| session.is_active(now)))
+    }
+
+    async fn consume_refresh_token(
+        &self,
+        digest: &TokenDigest,
+        successor: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> Result<Consumed, StoreError> {
+        let mut tables = self.lock()?;
+        let Some(token) = tables.refresh_tokens.get(digest).cloned() else {
+            return Ok(Consumed::Invalid);
+        };
+        let Some((session, user)) = tables.session_with_user(token.session_id) else {
+            return Ok(Consumed::Invalid);
+        };
+        if !session.is_active(now) || token.expires_at <= now {
+            return Ok(Consumed::Invalid);
+        }
+        if token.used_at.is_some() {
+            return Ok(Consumed::AlreadyUsed {
+                token,
+                session,
+                user,
+            });
+        }
+        if let Some(used) = tables.refresh_tokens.get_mut(digest) {
+            used.used_at = Some(now);
+            used.successor_digest = Some(successor.digest);
+            used.successor_sealed = successor.sealed.clone();
+        }
+        tables
+            .refresh_tokens
+            .insert(successor.digest, stored(successor, session.id));
+        let session = match tables.sessions.get_mut(&session.id) {
+            Some(live) => {
+                live.expires_at = successor.expires_at;
+                live.clone()
+            }
+            None => session,
+        };
+        Ok(Consumed::Rotated { session, user })
+    }
+
+    async fn find_refresh_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<(RefreshTokenRecord, Session, User)>, StoreError> {
+        let tables = self.lock()?;
+        Ok(tables.refresh_tokens.get(digest).and_then(|token| {
+            tables
+                .session_with_user(token.session_id)
+                .map(|(session, user)| (token.clone(), session, user))
+        }))
+    }
+
+    async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tables = self.lock()?;
+        match tables.sessions.get_mut(&id) {
+            Some(session) if session.revoked_at.is_none() => {
+                session.revoked_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut tables = self.lock()?;
+        let mut revoked = 0;
+        for session in tables.sessions.values_mut() {
+            if session.user_id == user_id && Some(session.id) != keep && session.revoked_at.is_none()
+            {
+                session.revoked_at = Some(now);
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tables = self.lock()?;
+        let purged = tables.remove_sessions(|s| !s.is_active(now));
+        tables.refresh_tokens.retain(|_, t| t.expires_at > now);
+        Ok(purged)
     }
 }
 

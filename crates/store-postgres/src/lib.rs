@@ -3,14 +3,19 @@
 
 use std::time::Duration;
 
-use auth_core::store::{Store, StoreError, UniqueField, UserStore};
-use auth_core::{NewUser, User};
+use auth_core::store::{SessionStore, Store, StoreError, UniqueField, UserStore};
+use auth_core::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User};
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 /// Advisory-lock key serialising whole migration runs ("tessera" in ASCII).
 const MIGRATION_REPORT_LOCK: i64 = 0x0074_6573_7365_7261;
-use store_sql::{pending_migrations, require_found, UserRow, USER_COLUMNS};
+use store_sql::{
+    already_used_or_invalid, pending_migrations, require_found, SessionUserRow,
+    TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSION_COLUMNS, TOKEN_COLUMNS,
+    USER_COLUMNS,
+};
 use uuid::Uuid;
 
 #[cfg(feature = "test-support")]
@@ -69,6 +74,7 @@ fn map_error(err: sqlx::Error) -> StoreError {
             Some("users_email_key_unique") => StoreError::Conflict(UniqueField::Email),
             _ => StoreError::Other(err.to_string()),
         },
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
         // Class 08 (connection exception), 57P01-03 (admin shutdown, crash, cannot connect now).
         sqlx::Error::Database(db)
             if db
@@ -174,6 +180,193 @@ impl UserStore for PostgresStore {
             .await
             .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+async fn insert_refresh_token(
+    conn: &mut PgConnection,
+    token: &NewRefreshToken,
+    session_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (digest, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token.digest.as_slice())
+    .bind(session_id)
+    .bind(token.issued_at)
+    .bind(token.expires_at)
+    .execute(conn)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
+impl PostgresStore {
+    async fn token_with_session(
+        conn: &mut PgConnection,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenSessionUserRow>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS}, {SESSION_COLUMNS}, {JOINED_USER_COLUMNS} \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+             WHERE t.digest = $1"
+        );
+        sqlx::query_as(&sql)
+            .bind(digest.as_slice())
+            .fetch_optional(conn)
+            .await
+            .map_err(map_error)
+    }
+}
+
+impl SessionStore for PostgresStore {
+    async fn create_session(
+        &self,
+        session: &Session,
+        first_token: &NewRefreshToken,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, revoked_at, scope) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(session.id)
+        .bind(session.user_id)
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .bind(session.revoked_at)
+        .bind(&session.scope)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        insert_refresh_token(&mut tx, first_token, session.id).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn find_active_session(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS}, {JOINED_USER_COLUMNS} \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2"
+        );
+        let row: Option<SessionUserRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn consume_refresh_token(
+        &self,
+        digest: &TokenDigest,
+        successor: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> Result<Consumed, StoreError> {
+        // A concurrent UPDATE of the same row waits for the winner to
+        // commit, re-checks `used_at IS NULL`, and matches nothing.
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let won: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE refresh_tokens SET used_at = $1, successor_digest = $2, successor_sealed = $3 \
+             WHERE digest = $4 AND used_at IS NULL AND expires_at > $1 \
+               AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > $1) \
+             RETURNING session_id",
+        )
+        .bind(now)
+        .bind(successor.digest.as_slice())
+        .bind(successor.sealed.as_deref())
+        .bind(digest.as_slice())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let outcome = match won {
+            Some(session_id) => {
+                insert_refresh_token(&mut tx, successor, session_id).await?;
+                let sql = format!(
+                    "WITH s AS (UPDATE sessions SET expires_at = $1 WHERE id = $2 RETURNING *) \
+                     SELECT {SESSION_COLUMNS}, {JOINED_USER_COLUMNS} FROM s JOIN users u ON u.id = s.user_id"
+                );
+                let row: Option<SessionUserRow> = sqlx::query_as(&sql)
+                    .bind(successor.expires_at)
+                    .bind(session_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+                match row {
+                    Some(row) => {
+                        let (session, user) = row.into();
+                        Consumed::Rotated { session, user }
+                    }
+                    None => Consumed::Invalid,
+                }
+            }
+            None => already_used_or_invalid(Self::token_with_session(&mut tx, digest).await?, now)?,
+        };
+        tx.commit().await.map_err(map_error)?;
+        Ok(outcome)
+    }
+
+    async fn find_refresh_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<(RefreshTokenRecord, Session, User)>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_error)?;
+        Self::token_with_session(&mut conn, digest)
+            .await?
+            .map(TryInto::try_into)
+            .transpose()
+    }
+
+    async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 \
+             WHERE user_id = $2 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id <> $3)",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(keep)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        // Tokens of the deleted sessions go with them (ON DELETE CASCADE).
+        let sessions =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at IS NOT NULL")
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(sessions.rows_affected())
     }
 }
 

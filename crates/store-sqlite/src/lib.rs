@@ -7,11 +7,16 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use auth_core::store::{Store, StoreError, UniqueField, UserStore};
-use auth_core::{NewUser, User};
+use auth_core::store::{SessionStore, Store, StoreError, UniqueField, UserStore};
+use auth_core::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
-use store_sql::{pending_migrations, require_found, UserRow, USER_COLUMNS};
+use store_sql::{
+    already_used_or_invalid, pending_migrations, require_found, SessionUserRow,
+    TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSION_COLUMNS, TOKEN_COLUMNS,
+    USER_COLUMNS,
+};
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -75,6 +80,7 @@ fn map_error(err: sqlx::Error) -> StoreError {
                 StoreError::Other(err.to_string())
             }
         }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
             StoreError::Unavailable(err.to_string())
         }
@@ -175,6 +181,211 @@ impl UserStore for SqliteStore {
             .await
             .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+/// Times as fixed-width RFC 3339 UTC text, so SQL comparisons are correct.
+fn ts(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+async fn insert_refresh_token(
+    conn: &mut sqlx::SqliteConnection,
+    token: &NewRefreshToken,
+    session_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (digest, session_id, issued_at, expires_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(token.digest.as_slice())
+    .bind(session_id)
+    .bind(ts(token.issued_at))
+    .bind(ts(token.expires_at))
+    .execute(conn)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    async fn token_with_session(
+        conn: &mut sqlx::SqliteConnection,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenSessionUserRow>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS}, {SESSION_COLUMNS}, {JOINED_USER_COLUMNS} \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+             WHERE t.digest = ?"
+        );
+        sqlx::query_as(&sql)
+            .bind(digest.as_slice())
+            .fetch_optional(conn)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn session_with_user(
+        conn: &mut sqlx::SqliteConnection,
+        id: Uuid,
+    ) -> Result<Option<SessionUserRow>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS}, {JOINED_USER_COLUMNS} \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?"
+        );
+        sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+            .map_err(map_error)
+    }
+}
+
+impl SessionStore for SqliteStore {
+    async fn create_session(
+        &self,
+        session: &Session,
+        first_token: &NewRefreshToken,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, revoked_at, scope) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(session.id)
+        .bind(session.user_id)
+        .bind(ts(session.created_at))
+        .bind(ts(session.expires_at))
+        .bind(session.revoked_at.map(ts))
+        .bind(&session.scope)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        insert_refresh_token(&mut tx, first_token, session.id).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn find_active_session(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS}, {JOINED_USER_COLUMNS} \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ?"
+        );
+        let row: Option<SessionUserRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(ts(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn consume_refresh_token(
+        &self,
+        digest: &TokenDigest,
+        successor: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> Result<Consumed, StoreError> {
+        // The UPDATE takes SQLite's write lock first thing, so concurrent
+        // consumers serialise and exactly one sees `used_at IS NULL`.
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let won: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE refresh_tokens SET used_at = ?, successor_digest = ?, successor_sealed = ? \
+             WHERE digest = ? AND used_at IS NULL AND expires_at > ? \
+               AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > ?) \
+             RETURNING session_id",
+        )
+        .bind(ts(now))
+        .bind(successor.digest.as_slice())
+        .bind(successor.sealed.as_deref())
+        .bind(digest.as_slice())
+        .bind(ts(now))
+        .bind(ts(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let outcome = match won {
+            Some(session_id) => {
+                insert_refresh_token(&mut tx, successor, session_id).await?;
+                sqlx::query("UPDATE sessions SET expires_at = ? WHERE id = ?")
+                    .bind(ts(successor.expires_at))
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+                match Self::session_with_user(&mut tx, session_id).await? {
+                    Some(row) => {
+                        let (session, user) = row.into();
+                        Consumed::Rotated { session, user }
+                    }
+                    None => Consumed::Invalid,
+                }
+            }
+            None => already_used_or_invalid(Self::token_with_session(&mut tx, digest).await?, now)?,
+        };
+        tx.commit().await.map_err(map_error)?;
+        Ok(outcome)
+    }
+
+    async fn find_refresh_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<(RefreshTokenRecord, Session, User)>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_error)?;
+        Self::token_with_session(&mut conn, digest)
+            .await?
+            .map(TryInto::try_into)
+            .transpose()
+    }
+
+    async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(ts(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = ? \
+             WHERE user_id = ? AND revoked_at IS NULL AND (? IS NULL OR id <> ?)",
+        )
+        .bind(ts(now))
+        .bind(user_id)
+        .bind(keep)
+        .bind(keep)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        // Tokens of the deleted sessions go with them (ON DELETE CASCADE).
+        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR revoked_at IS NOT NULL")
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= ?")
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(sessions.rows_affected())
     }
 }
 
