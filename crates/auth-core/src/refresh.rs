@@ -90,7 +90,10 @@ mod tests {
         let b = RefreshToken::generate();
         assert_ne!(a, b);
         assert_eq!(a.expose().len(), 43);
-        assert_eq!(a.digest(), RefreshToken::from_presented(a.expose()).digest());
+        assert_eq!(
+            a.digest(),
+            RefreshToken::from_presented(a.expose()).digest()
+        );
         assert_eq!(format!("{a:?}"), "RefreshToken(<redacted>)");
     }
 

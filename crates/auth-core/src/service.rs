@@ -132,7 +132,12 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 }
 
 impl<S: Store> AuthService<S> {
-    pub fn new(store: S, hasher: PasswordHasher, tokens: TokenIssuer, policy: SessionPolicy) -> Self {
+    pub fn new(
+        store: S,
+        hasher: PasswordHasher,
+        tokens: TokenIssuer,
+        policy: SessionPolicy,
+    ) -> Self {
         Self {
             store,
             hasher,
@@ -273,7 +278,10 @@ impl<S: Store> AuthService<S> {
         if grace.is_zero() || !within || !session.is_active(now) || user.disabled {
             return None;
         }
-        presented.unseal(token.successor_sealed.as_deref()?, token.successor_digest.as_ref()?)
+        presented.unseal(
+            token.successor_sealed.as_deref()?,
+            token.successor_digest.as_ref()?,
+        )
     }
 
     fn grant(
@@ -303,14 +311,18 @@ impl<S: Store> AuthService<S> {
             digest: token.digest(),
             issued_at: now,
             expires_at: now + chrono_duration(self.policy.refresh_ttl),
-            sealed: sealed_by.filter(|_| grace_on).and_then(|old| old.seal(token)),
+            sealed: sealed_by
+                .filter(|_| grace_on)
+                .and_then(|old| old.seal(token)),
         }
     }
 
     /// Resolves a bearer token to its user, checking that its session is
     /// still active (so revocation takes effect at once).
     pub async fn current_user(&self, access_token: &str) -> Result<User, AuthError> {
-        self.current_session(access_token).await.map(|(_, user)| user)
+        self.current_session(access_token)
+            .await
+            .map(|(_, user)| user)
     }
 
     async fn current_session(&self, access_token: &str) -> Result<(Session, User), AuthError> {
@@ -476,7 +488,12 @@ impl<S: Store> AuthService<S> {
         (!granted.is_empty()).then(|| granted.into_iter().collect::<Vec<_>>().join(" "))
     }
 
-    fn issue(&self, user: &User, sid: Uuid, scope: Option<String>) -> Result<IssuedToken, AuthError> {
+    fn issue(
+        &self,
+        user: &User,
+        sid: Uuid,
+        scope: Option<String>,
+    ) -> Result<IssuedToken, AuthError> {
         self.tokens
             .issue(user, Some(sid), scope)
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))

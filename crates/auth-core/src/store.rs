@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User};
+use crate::model::{
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+};
 
 /// The fields that must be unique across accounts, compared case-insensitively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

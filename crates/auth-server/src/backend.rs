@@ -153,6 +153,10 @@ async fn prepare_schema<S: Store>(store: &S, config: &Config) -> anyhow::Result<
 async fn serve<S: Store>(store: S, config: &Config) -> anyhow::Result<()> {
     let backend = store.backend_name();
     let state = build_state(store, config)?;
+    let purger = tokio::spawn(purge_periodically(
+        std::sync::Arc::clone(&state),
+        config.server.purge_interval,
+    ));
     let listener = tokio::net::TcpListener::bind(config.server.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.addr))?;
@@ -170,8 +174,23 @@ async fn serve<S: Store>(store: S, config: &Config) -> anyhow::Result<()> {
             Some(config.server.shutdown_grace),
         )
         .await?;
+    purger.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Deletes expired and revoked sessions now and then, so the tables do not
+/// grow without bound. Failures are logged and retried next time.
+async fn purge_periodically<S: Store>(state: std::sync::Arc<crate::AppState<S>>, every: Duration) {
+    let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
+    loop {
+        ticks.tick().await;
+        match state.service.purge_expired().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "deleted expired and revoked sessions"),
+            Err(e) => tracing::warn!(error = %e, "session purge failed"),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -70,6 +70,9 @@ pub struct ServerConfig {
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// How often expired and revoked sessions are deleted.
+    #[serde(with = "humantime_serde")]
+    pub purge_interval: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +102,10 @@ pub struct TokensConfig {
     pub access_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub refresh_ttl: Duration,
+    /// A used refresh token presented again within this window gets the
+    /// same successor instead of revoking the session. `0s` = strict.
+    #[serde(with = "humantime_serde")]
+    pub refresh_reuse_grace: Duration,
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
     /// `aud` of issued tokens, required when verifying. Unset: no `aud`.
@@ -136,6 +143,7 @@ impl Default for ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://127.0.0.1:8080".into(),
             shutdown_grace: Duration::from_secs(10),
+            purge_interval: Duration::from_secs(600),
         }
     }
 }
@@ -161,6 +169,7 @@ impl Default for TokensConfig {
             previous_secrets: Vec::new(),
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_reuse_grace: Duration::ZERO,
             leeway: Duration::from_secs(5),
             audience: None,
             scopes: Vec::new(),
@@ -221,6 +230,15 @@ impl Config {
         }
         if self.tokens.access_ttl < Duration::from_secs(1) {
             problems.push("tokens.access_ttl must be at least 1s".into());
+        }
+        if self.tokens.refresh_ttl <= self.tokens.access_ttl {
+            problems.push("tokens.refresh_ttl must be longer than tokens.access_ttl".into());
+        }
+        if self.tokens.refresh_reuse_grace > Duration::from_secs(60) {
+            problems.push(
+                "tokens.refresh_reuse_grace over 60s defeats reuse detection; keep it to seconds"
+                    .into(),
+            );
         }
         if !(self.server.public_url.starts_with("http://")
             || self.server.public_url.starts_with("https://"))

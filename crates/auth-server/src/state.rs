@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use auth_core::token::{TokenConfig, TokenIssuer};
-use auth_core::{AuthService, PasswordHasher, Store};
+use auth_core::{AuthService, PasswordHasher, SessionPolicy, Store};
 
 use crate::api::AppState;
 use crate::config::Config;
@@ -25,6 +25,15 @@ pub fn build_state<S: Store>(store: S, config: &Config) -> anyhow::Result<Arc<Ap
             client_id: DEFAULT_CLIENT_ID.into(),
         },
     );
-    let service = AuthService::new(store, hasher, tokens, config.tokens.scopes.clone());
-    Ok(Arc::new(AppState { service }))
+    let policy = SessionPolicy {
+        refresh_ttl: config.tokens.refresh_ttl,
+        refresh_reuse_grace: config.tokens.refresh_reuse_grace,
+        allowed_scopes: config.tokens.scopes.iter().cloned().collect(),
+    };
+    let service = AuthService::new(store, hasher, tokens, policy);
+    Ok(Arc::new(AppState {
+        service,
+        scopes: config.tokens.scopes.clone(),
+        jwks: Vec::new(),
+    }))
 }

@@ -354,7 +354,7 @@ async fn access_tokens_follow_the_rfc9068_profile() {
     assert_eq!(claims["sub"], me.body["id"], "sub is the user id");
     assert_eq!(claims["preferred_username"], "dave");
     assert_eq!(claims["iss"], "http://127.0.0.1:8080");
-    for claim in ["iat", "nbf", "exp", "jti"] {
+    for claim in ["iat", "nbf", "exp", "jti", "sid"] {
         assert!(claims.get(claim).is_some(), "missing {claim}");
     }
 }
@@ -480,11 +480,28 @@ fn sign(claims: &Value, kid: Option<&str>, secret: &str) -> String {
     .unwrap()
 }
 
+/// The claims of a token we issued (payload decoded, not verified).
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 fn claims_for(user_id: &str, iat: i64, nbf: i64, exp: i64) -> Value {
     json!({
         "iss": "http://127.0.0.1:8080", "sub": user_id, "preferred_username": "ivan",
-        "iat": iat, "nbf": nbf, "exp": exp, "jti": "j", "client_id": "tessera"
+        "iat": iat, "nbf": nbf, "exp": exp, "jti": "j", "client_id": "tessera",
+        "sid": SID.with(|sid| sid.borrow().clone()),
     })
+}
+
+thread_local! {
+    /// The session id forged test tokens claim (set per test from a real login).
+    static SID: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 #[tokio::test]
@@ -510,6 +527,8 @@ async fn me_without_credentials_is_401_with_the_bare_challenge() {
 async fn me_refuses_every_kind_of_bad_token_with_invalid_token() {
     let app = TestApp::new();
     let good = app.user_with_token("ivan").await;
+    let sid = claims_of(&good)["sid"].as_str().unwrap().to_owned();
+    SID.with(|cell| *cell.borrow_mut() = sid);
     let me = app.get("/users/me", Some(&good)).await;
     assert_eq!(me.status, StatusCode::OK);
     let id = me.body["id"].as_str().unwrap().to_owned();

@@ -53,7 +53,10 @@ pub async fn fixture<S: Store>(store: &S, username: &str) -> Fixture {
         revoked_at: None,
         scope: Some("profile".into()),
     };
-    store.create_session(&session, &first).await.expect("create session");
+    store
+        .create_session(&session, &first)
+        .await
+        .expect("create session");
     Fixture {
         user_id: user.id,
         session,
@@ -93,7 +96,11 @@ pub async fn sessions_of_unknown_users_are_refused<S: Store>(store: &S) {
         .await
         .expect_err("no such user");
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
-    assert!(store.find_refresh_token(&first.digest).await.expect("find").is_none());
+    assert!(store
+        .find_refresh_token(&first.digest)
+        .await
+        .expect("find")
+        .is_none());
 }
 
 pub async fn expired_and_revoked_sessions_are_not_active<S: Store>(store: &S) {
@@ -104,8 +111,14 @@ pub async fn expired_and_revoked_sessions_are_not_active<S: Store>(store: &S) {
         .await
         .expect("find")
         .is_none());
-    assert!(store.revoke_session(f.session.id, now()).await.expect("revoke"));
-    assert!(!store.revoke_session(f.session.id, now()).await.expect("again"));
+    assert!(store
+        .revoke_session(f.session.id, now())
+        .await
+        .expect("revoke"));
+    assert!(!store
+        .revoke_session(f.session.id, now())
+        .await
+        .expect("again"));
     assert!(store
         .find_active_session(f.session.id, now())
         .await
@@ -144,7 +157,11 @@ pub async fn consuming_rotates_once_then_reports_reuse<S: Store>(store: &S) {
         other => panic!("expected reuse, got {other:?}"),
     }
     assert!(
-        store.find_refresh_token(&third.digest).await.expect("find").is_none(),
+        store
+            .find_refresh_token(&third.digest)
+            .await
+            .expect("find")
+            .is_none(),
         "a reuse stores nothing"
     );
     let (record, _, _) = store
@@ -181,7 +198,10 @@ pub async fn unknown_expired_or_revoked_tokens_are_invalid<S: Store>(store: &S) 
             .expect("consume"),
         Consumed::Invalid
     );
-    store.revoke_session(f.session.id, now()).await.expect("revoke");
+    store
+        .revoke_session(f.session.id, now())
+        .await
+        .expect("revoke");
     assert_eq!(
         store
             .consume_refresh_token(&f.first.digest, &next, now())
@@ -189,7 +209,11 @@ pub async fn unknown_expired_or_revoked_tokens_are_invalid<S: Store>(store: &S) 
             .expect("consume"),
         Consumed::Invalid
     );
-    assert!(store.find_refresh_token(&next.digest).await.expect("find").is_none());
+    assert!(store
+        .find_refresh_token(&next.digest)
+        .await
+        .expect("find")
+        .is_none());
 }
 
 pub async fn concurrent_refreshes_with_one_token_rotate_exactly_once<S: Store>(store: &S) {
@@ -222,7 +246,11 @@ pub async fn concurrent_refreshes_with_one_token_rotate_exactly_once<S: Store>(s
     }
     for (i, next) in successors.iter().enumerate() {
         let stored = store.find_refresh_token(&next.digest).await.expect("find");
-        assert_eq!(stored.is_some(), i == rotated[0], "only the winner's successor exists");
+        assert_eq!(
+            stored.is_some(),
+            i == rotated[0],
+            "only the winner's successor exists"
+        );
     }
 }
 
@@ -240,7 +268,10 @@ pub async fn revoking_all_of_a_users_sessions_can_keep_one<S: Store>(store: &S) 
             revoked_at: None,
             scope: None,
         };
-        store.create_session(&session, &first).await.expect("create");
+        store
+            .create_session(&session, &first)
+            .await
+            .expect("create");
         others.push(session.id);
     }
     let bystander = fixture(store, "bystander").await;
@@ -249,14 +280,26 @@ pub async fn revoking_all_of_a_users_sessions_can_keep_one<S: Store>(store: &S) 
         .await
         .expect("revoke");
     assert_eq!(revoked, 3);
-    let active = |id| async move { store.find_active_session(id, now()).await.expect("find").is_some() };
+    let active = |id| async move {
+        store
+            .find_active_session(id, now())
+            .await
+            .expect("find")
+            .is_some()
+    };
     assert!(active(f.session.id).await, "the kept session lives");
     for id in others {
         assert!(!active(id).await);
     }
-    assert!(active(bystander.session.id).await, "other users are untouched");
+    assert!(
+        active(bystander.session.id).await,
+        "other users are untouched"
+    );
     assert_eq!(
-        store.revoke_user_sessions(f.user_id, None, now()).await.expect("revoke"),
+        store
+            .revoke_user_sessions(f.user_id, None, now())
+            .await
+            .expect("revoke"),
         1
     );
 }
@@ -264,7 +307,10 @@ pub async fn revoking_all_of_a_users_sessions_can_keep_one<S: Store>(store: &S) 
 pub async fn purge_removes_ended_sessions_and_their_tokens<S: Store>(store: &S) {
     let live = fixture(store, "live").await;
     let revoked = fixture(store, "revoked").await;
-    store.revoke_session(revoked.session.id, now()).await.expect("revoke");
+    store
+        .revoke_session(revoked.session.id, now())
+        .await
+        .expect("revoke");
     let user = new_user("stale", "stale@example.org");
     store.insert_user(&user).await.expect("insert");
     let long_ago = now() - Duration::days(60);
@@ -277,20 +323,31 @@ pub async fn purge_removes_ended_sessions_and_their_tokens<S: Store>(store: &S) 
         revoked_at: None,
         scope: None,
     };
-    store.create_session(&expired, &old_token).await.expect("create");
+    store
+        .create_session(&expired, &old_token)
+        .await
+        .expect("create");
 
     let purged = store
         .purge_expired(now() + Duration::seconds(1))
         .await
         .expect("purge");
     assert_eq!(purged, 2);
-    assert!(store.find_refresh_token(&old_token.digest).await.expect("find").is_none());
+    assert!(store
+        .find_refresh_token(&old_token.digest)
+        .await
+        .expect("find")
+        .is_none());
     assert!(store
         .find_refresh_token(&revoked.first.digest)
         .await
         .expect("find")
         .is_none());
-    assert!(store.find_refresh_token(&live.first.digest).await.expect("find").is_some());
+    assert!(store
+        .find_refresh_token(&live.first.digest)
+        .await
+        .expect("find")
+        .is_some());
     assert!(store
         .find_active_session(live.session.id, now())
         .await
@@ -306,5 +363,9 @@ pub async fn deleting_a_user_ends_their_sessions<S: Store>(store: &S) {
         .await
         .expect("find")
         .is_none());
-    assert!(store.find_refresh_token(&f.first.digest).await.expect("find").is_none());
+    assert!(store
+        .find_refresh_token(&f.first.digest)
+        .await
+        .expect("find")
+        .is_none());
 }

@@ -268,7 +268,9 @@ impl SessionStore for MemoryStore {
         let mut tables = self.lock()?;
         let mut revoked = 0;
         for session in tables.sessions.values_mut() {
-            if session.user_id == user_id && Some(session.id) != keep && session.revoked_at.is_none()
+            if session.user_id == user_id
+                && Some(session.id) != keep
+                && session.revoked_at.is_none()
             {
                 session.revoked_at = Some(now);
                 revoked += 1;

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use auth_core::store::{SessionStore, Store, StoreError, UniqueField, UserStore};
-use auth_core::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User};
+use auth_core::{
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -323,12 +325,13 @@ impl SessionStore for PostgresStore {
     }
 
     async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -8,7 +8,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use auth_core::store::{SessionStore, Store, StoreError, UniqueField, UserStore};
-use auth_core::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User};
+use auth_core::{
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -342,12 +344,13 @@ impl SessionStore for SqliteStore {
     }
 
     async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(ts(now))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(ts(now))
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -374,11 +377,12 @@ impl SessionStore for SqliteStore {
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         // Tokens of the deleted sessions go with them (ON DELETE CASCADE).
-        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR revoked_at IS NOT NULL")
-            .bind(ts(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
+        let sessions =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR revoked_at IS NOT NULL")
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
         sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= ?")
             .bind(ts(now))
             .execute(&mut *tx)

@@ -1,6 +1,7 @@
 //! The HTTP API: routes, OpenAPI document, Swagger UI, middleware.
 
 pub mod body;
+mod discovery;
 mod middleware;
 mod oauth;
 mod ops;
@@ -17,10 +18,21 @@ use poem_openapi::OpenApiService;
 #[derive(Debug)]
 pub struct AppState<S> {
     pub service: AuthService<S>,
+    /// Published in the server metadata.
+    pub scopes: Vec<String>,
+    /// Published at `/.well-known/jwks.json`, computed once at start-up.
+    pub jwks: Vec<PublicJwk>,
 }
 
+pub use discovery::PublicJwk;
+
 /// Every documented API group.
-type Apis<S> = (users::UsersApi<S>, oauth::OAuthApi<S>, ops::OpsApi<S>);
+type Apis<S> = (
+    users::UsersApi<S>,
+    oauth::OAuthApi<S>,
+    discovery::DiscoveryApi<S>,
+    ops::OpsApi<S>,
+);
 
 /// The OpenAPI service (all documented routes).
 fn openapi<S: Store>(state: &Arc<AppState<S>>) -> OpenApiService<Apis<S>, ()> {
@@ -28,6 +40,7 @@ fn openapi<S: Store>(state: &Arc<AppState<S>>) -> OpenApiService<Apis<S>, ()> {
         (
             users::UsersApi::new(Arc::clone(state)),
             oauth::OAuthApi::new(Arc::clone(state)),
+            discovery::DiscoveryApi::new(Arc::clone(state)),
             ops::OpsApi::new(Arc::clone(state)),
         ),
         "Tessera",

@@ -1,10 +1,11 @@
-//! OAuth 2.0 endpoints (RFC 6749): the token endpoint.
+//! OAuth 2.0 endpoints: token (RFC 6749), revocation (RFC 7009),
+//! introspection (RFC 7662). Every response is `no-store` (middleware).
 
 use std::sync::Arc;
 
-use auth_core::Store;
+use auth_core::{LoginGrant, Store, TokenKind};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use super::body::{BodyError, FormParams, UrlEncoded};
 use super::problem::OAuthError;
@@ -21,14 +22,18 @@ enum OAuthTag {
 #[allow(dead_code)]
 #[derive(Object)]
 pub struct TokenRequest {
-    /// `password`.
+    /// `password` or `refresh_token`.
     pub grant_type: String,
     /// Username or email (password grant).
     pub username: Option<String>,
+    /// Password (password grant).
     #[oai(write_only)]
     pub password: Option<String>,
-    /// Space-separated scopes to request.
+    /// Space-separated scopes to request (password grant).
     pub scope: Option<String>,
+    /// The refresh token (refresh_token grant).
+    #[oai(write_only)]
+    pub refresh_token: Option<String>,
     /// Accepted and ignored: clients are public.
     pub client_id: Option<String>,
 }
@@ -41,10 +46,62 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    #[oai(skip_serializing_if_is_none)]
-    pub refresh_token: Option<String>,
+    /// Single use: each refresh returns a new one.
+    pub refresh_token: String,
     #[oai(skip_serializing_if_is_none)]
     pub scope: Option<String>,
+}
+
+impl From<LoginGrant> for TokenResponse {
+    fn from(grant: LoginGrant) -> Self {
+        Self {
+            access_token: grant.access.token,
+            token_type: "bearer".into(),
+            expires_in: grant.access.expires_in,
+            refresh_token: grant.refresh.expose().to_owned(),
+            scope: grant.scope,
+        }
+    }
+}
+
+/// A token to revoke or introspect.
+#[allow(dead_code)]
+#[derive(Object)]
+pub struct TokenParam {
+    #[oai(write_only)]
+    pub token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    pub token_type_hint: Option<String>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum RevokeResponse {
+    /// Revoked, or was not a valid token (RFC 7009 2.2: same answer).
+    #[oai(status = 200)]
+    Done,
+}
+
+/// RFC 7662 section 2.2. Only `active` when the token is not valid.
+#[derive(Debug, Default, Object)]
+pub struct IntrospectionResponse {
+    pub active: bool,
+    #[oai(skip_serializing_if_is_none)]
+    pub sub: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub username: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub exp: Option<i64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub iat: Option<i64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub iss: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub scope: Option<String>,
+    /// `access_token` or `refresh_token`.
+    #[oai(skip_serializing_if_is_none)]
+    pub token_type: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub client_id: Option<String>,
 }
 
 pub struct OAuthApi<S> {
@@ -64,9 +121,18 @@ fn reject_repeats(form: &FormParams, names: &[&str]) -> Result<(), BodyError> {
         .try_for_each(|name| form.single(name).map(|_| ()))
 }
 
+fn hint(form: &FormParams) -> Result<Option<TokenKind>, BodyError> {
+    // Unknown hints are ignored (RFC 7009 2.1: the server may search all types).
+    Ok(match form.single("token_type_hint")? {
+        Some("access_token") => Some(TokenKind::Access),
+        Some("refresh_token") => Some(TokenKind::Refresh),
+        _ => None,
+    })
+}
+
 #[OpenApi(tag = "OAuthTag::OAuth")]
 impl<S: Store> OAuthApi<S> {
-    /// Exchange credentials for tokens (password grant).
+    /// Exchange credentials or a refresh token for tokens.
     #[oai(path = "/token", method = "post")]
     async fn token(
         &self,
@@ -84,24 +150,54 @@ impl<S: Store> OAuthApi<S> {
                 "client_id",
             ],
         )?;
-        match form.required("grant_type")? {
+        let service = &self.state.service;
+        let grant = match form.required("grant_type")? {
             "password" => {
                 let username = form.required("username")?;
                 let password = form.required("password")?;
-                let grant = self
-                    .state
-                    .service
+                service
                     .login(username, password, form.single("scope")?)
-                    .await?;
-                Ok(Json(TokenResponse {
-                    access_token: grant.access.token,
-                    token_type: "bearer".into(),
-                    expires_in: grant.access.expires_in,
-                    refresh_token: None,
-                    scope: grant.scope,
-                }))
+                    .await?
             }
-            _ => Err(OAuthError::unsupported_grant_type()),
-        }
+            "refresh_token" => service.refresh(form.required("refresh_token")?).await?,
+            _ => return Err(OAuthError::unsupported_grant_type()),
+        };
+        Ok(Json(grant.into()))
+    }
+
+    /// Revoke a token (RFC 7009): its whole session ends.
+    #[oai(path = "/revoke", method = "post")]
+    async fn revoke(&self, body: UrlEncoded<TokenParam>) -> Result<RevokeResponse, OAuthError> {
+        let form = body.result?;
+        reject_repeats(&form, &["token", "token_type_hint", "client_id"])?;
+        let token = form.required("token")?;
+        self.state.service.revoke(token, hint(&form)?).await?;
+        Ok(RevokeResponse::Done)
+    }
+
+    /// Introspect a token (RFC 7662).
+    #[oai(path = "/introspect", method = "post")]
+    async fn introspect(
+        &self,
+        body: UrlEncoded<TokenParam>,
+    ) -> Result<Json<IntrospectionResponse>, OAuthError> {
+        let form = body.result?;
+        reject_repeats(&form, &["token", "token_type_hint", "client_id"])?;
+        let token = form.required("token")?;
+        let facts = self.state.service.introspect(token).await?;
+        Ok(Json(match facts {
+            None => IntrospectionResponse::default(),
+            Some(facts) => IntrospectionResponse {
+                active: true,
+                sub: Some(facts.sub.to_string()),
+                username: Some(facts.username),
+                exp: Some(facts.exp),
+                iat: Some(facts.iat),
+                iss: Some(facts.iss),
+                scope: facts.scope,
+                token_type: Some(facts.kind.as_str().into()),
+                client_id: Some(facts.client_id),
+            },
+        }))
     }
 }

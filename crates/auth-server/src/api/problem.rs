@@ -148,6 +148,9 @@ impl From<AuthError> for ProblemResponse {
             AuthError::AccountDisabled => {
                 Self::from_status(StatusCode::FORBIDDEN, "the account is disabled")
             }
+            AuthError::InvalidRefreshToken => {
+                Self::from_status(StatusCode::BAD_REQUEST, err.to_string())
+            }
             AuthError::Overloaded => Self::Unavailable(
                 Json(Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -229,7 +232,7 @@ impl OAuthError {
     pub fn unsupported_grant_type() -> Self {
         Self::BadRequest(oauth_body(
             "unsupported_grant_type",
-            "supported grant types: password",
+            "supported grant types: password, refresh_token",
         ))
     }
 }
@@ -242,6 +245,9 @@ impl From<AuthError> for OAuthError {
             }
             AuthError::AccountDisabled => {
                 Self::BadRequest(oauth_body("invalid_grant", "the account is disabled"))
+            }
+            AuthError::InvalidRefreshToken => {
+                Self::BadRequest(oauth_body("invalid_grant", err.to_string()))
             }
             AuthError::InvalidToken(_) => Self::BadRequest(oauth_body(
                 "invalid_grant",

@@ -59,6 +59,25 @@ impl From<User> for PublicUser {
     }
 }
 
+/// Password change input.
+// Read by hand in `body.rs`; this type only documents the schema.
+#[allow(dead_code)]
+#[derive(Object)]
+pub struct ChangePasswordRequest {
+    #[oai(write_only)]
+    pub current_password: String,
+    /// The same rules as at registration.
+    #[oai(write_only)]
+    pub new_password: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum PasswordChanged {
+    /// Changed; every other session of the user has ended.
+    #[oai(status = 204)]
+    NoContent,
+}
+
 #[derive(Debug, ApiResponse)]
 pub enum RegisterResponse {
     /// The account was created.
@@ -106,5 +125,23 @@ impl<S: Store> UsersApi<S> {
     async fn me(&self, auth: BearerToken) -> Result<Json<PublicUser>, ProblemResponse> {
         let user = self.state.service.current_user(&auth.0.token).await?;
         Ok(Json(user.into()))
+    }
+
+    /// Change the password. Every other session of the user is revoked; this
+    /// one stays valid.
+    #[oai(path = "/users/me/password", method = "post")]
+    async fn change_password(
+        &self,
+        auth: BearerToken,
+        body: JsonObject<ChangePasswordRequest>,
+    ) -> Result<PasswordChanged, ProblemResponse> {
+        // Authenticate before looking at the body: a bad token is 401 whatever was sent.
+        self.state.service.current_user(&auth.0.token).await?;
+        let [current, new] = body.result?.strings(["current_password", "new_password"])?;
+        self.state
+            .service
+            .change_password(&auth.0.token, &current, &new)
+            .await?;
+        Ok(PasswordChanged::NoContent)
     }
 }

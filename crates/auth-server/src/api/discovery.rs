@@ -1,0 +1,102 @@
+//! Discovery: RFC 8414 server metadata and the RFC 7517 key set.
+
+use std::sync::Arc;
+
+use auth_core::Store;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi, Tags};
+
+use super::AppState;
+
+#[derive(Tags)]
+enum DiscoveryTag {
+    /// Metadata for clients and for services that verify access tokens.
+    Discovery,
+}
+
+/// RFC 8414 authorization server metadata.
+#[derive(Debug, Object)]
+pub struct ServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub jwks_uri: String,
+    pub grant_types_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// Empty: there is no authorization endpoint.
+    pub response_types_supported: Vec<String>,
+    #[oai(skip_serializing_if_is_empty)]
+    pub scopes_supported: Vec<String>,
+}
+
+/// A public verification key (RFC 7517).
+#[derive(Debug, Clone, Object)]
+pub struct PublicJwk {
+    pub kty: String,
+    pub kid: String,
+    pub alg: String,
+    #[oai(rename = "use")]
+    pub key_use: String,
+    /// OKP and EC: curve name.
+    #[oai(skip_serializing_if_is_none)]
+    pub crv: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub x: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub y: Option<String>,
+    /// RSA modulus and exponent.
+    #[oai(skip_serializing_if_is_none)]
+    pub n: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub e: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct JwkSet {
+    pub keys: Vec<PublicJwk>,
+}
+
+pub struct DiscoveryApi<S> {
+    state: Arc<AppState<S>>,
+}
+
+impl<S> DiscoveryApi<S> {
+    pub fn new(state: Arc<AppState<S>>) -> Self {
+        Self { state }
+    }
+}
+
+#[OpenApi(tag = "DiscoveryTag::Discovery")]
+impl<S: Store> DiscoveryApi<S> {
+    /// Authorization server metadata (RFC 8414).
+    #[oai(path = "/.well-known/oauth-authorization-server", method = "get")]
+    async fn metadata(&self) -> Json<ServerMetadata> {
+        let tokens = self.state.service.tokens().config();
+        let issuer = tokens.issuer.clone();
+        let none = || vec!["none".to_owned()];
+        Json(ServerMetadata {
+            token_endpoint: format!("{issuer}/token"),
+            revocation_endpoint: format!("{issuer}/revoke"),
+            introspection_endpoint: format!("{issuer}/introspect"),
+            jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+            grant_types_supported: vec!["password".into(), "refresh_token".into()],
+            token_endpoint_auth_methods_supported: none(),
+            revocation_endpoint_auth_methods_supported: none(),
+            introspection_endpoint_auth_methods_supported: none(),
+            response_types_supported: Vec::new(),
+            scopes_supported: self.state.scopes.clone(),
+            issuer,
+        })
+    }
+
+    /// Public keys that verify access tokens (RFC 7517). Empty with HS256.
+    #[oai(path = "/.well-known/jwks.json", method = "get")]
+    async fn jwks(&self) -> Json<JwkSet> {
+        Json(JwkSet {
+            keys: self.state.jwks.clone(),
+        })
+    }
+}
