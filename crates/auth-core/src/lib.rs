@@ -6,6 +6,7 @@
 //! implement. Nothing here knows HTTP, SQL or BSON.
 
 pub mod error;
+pub mod keys;
 pub mod model;
 pub mod password;
 pub mod refresh;
@@ -15,6 +16,7 @@ pub mod token;
 pub mod validation;
 
 pub use error::AuthError;
+pub use keys::{KeyError, PublicJwk, SigningAlgorithm};
 pub use model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
 };

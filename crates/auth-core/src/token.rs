@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::keys::{AsymmetricKey, PublicJwk};
 use crate::model::User;
 
 /// The JOSE `typ` of access tokens (RFC 9068 section 2.1).
@@ -99,6 +100,8 @@ struct VerificationKey {
 pub struct TokenKeys {
     signing: SigningKey,
     verifying: HashMap<String, VerificationKey>,
+    /// Public halves of the asymmetric keys, for the JWKS endpoint.
+    public: Vec<PublicJwk>,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -140,7 +143,54 @@ impl TokenKeys {
                 key: EncodingKey::from_secret(secret),
             },
             verifying,
+            public: Vec::new(),
         }
+    }
+
+    /// A key set signing with `active` and also verifying with `others`
+    /// (keys being rotated out, or in). Each verifies only its own algorithm.
+    pub fn asymmetric(active: AsymmetricKey, others: Vec<AsymmetricKey>) -> Self {
+        let mut verifying = HashMap::new();
+        let mut public = Vec::new();
+        let signing = SigningKey {
+            kid: active.kid.clone(),
+            algorithm: active.algorithm.jwt(),
+            key: active.encoding,
+        };
+        for key in std::iter::once((active.kid, active.algorithm, active.decoding, active.public))
+            .chain(
+                others
+                    .into_iter()
+                    .map(|k| (k.kid, k.algorithm, k.decoding, k.public)),
+            )
+        {
+            let (kid, algorithm, decoding, jwk) = key;
+            public.push(jwk);
+            verifying.insert(
+                kid,
+                VerificationKey {
+                    algorithm: algorithm.jwt(),
+                    key: decoding,
+                },
+            );
+        }
+        Self {
+            signing,
+            verifying,
+            public,
+        }
+    }
+
+    /// The public keys to publish (empty for HS256).
+    pub fn public_jwks(&self) -> &[PublicJwk] {
+        &self.public
+    }
+
+    /// Every `kid` tokens are verified with.
+    pub fn verifying_kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.verifying.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
     }
 
     /// Adds a verification-only HS256 secret (a previous key during rotation).
@@ -182,6 +232,10 @@ impl TokenIssuer {
 
     pub fn config(&self) -> &TokenConfig {
         &self.config
+    }
+
+    pub fn keys(&self) -> &TokenKeys {
+        &self.keys
     }
 
     /// Signs an access token for `user` in session `sid`.
@@ -396,6 +450,69 @@ mod tests {
         ));
         let payload = engine.encode(serde_json::to_vec(&good.claims).unwrap());
         assert!(issuer.verify(&format!("{header}.{payload}.")).is_err());
+    }
+
+    #[test]
+    fn asymmetric_keys_sign_and_verify_and_refuse_algorithm_confusion() {
+        use crate::keys::{generate_private_key_pem, parse_private_key_pem, SigningAlgorithm};
+        for alg in [
+            SigningAlgorithm::EdDSA,
+            SigningAlgorithm::ES256,
+            SigningAlgorithm::RS256,
+        ] {
+            let pem = generate_private_key_pem(alg).unwrap();
+            let issuer = TokenIssuer::new(
+                TokenKeys::asymmetric(parse_private_key_pem("active", &pem).unwrap(), vec![]),
+                config(),
+            );
+            let issued = issuer.issue(&user(), None, None).unwrap();
+            let header = jsonwebtoken::decode_header(&issued.token).unwrap();
+            assert_eq!(header.alg, alg.jwt());
+            assert_eq!(header.kid.as_deref(), Some("active"));
+            assert!(issuer.verify(&issued.token).is_ok(), "{alg}");
+            assert_eq!(issuer.keys().public_jwks().len(), 1);
+
+            // HS256 "signed" with the public key material under the same kid:
+            // the classic confusion attack. The kid's algorithm decides.
+            let jwk = serde_json::to_string(&issuer.keys().public_jwks()[0]).unwrap();
+            let forged = encode(
+                &issued.claims,
+                Some("active"),
+                Some("at+jwt"),
+                jwk.as_bytes(),
+            );
+            assert_eq!(
+                issuer.verify(&forged),
+                Err(TokenError::WrongAlgorithm),
+                "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn rotation_between_asymmetric_keys_keeps_old_tokens_valid() {
+        use crate::keys::{generate_private_key_pem, parse_private_key_pem, SigningAlgorithm};
+        let old_pem = generate_private_key_pem(SigningAlgorithm::EdDSA).unwrap();
+        let new_pem = generate_private_key_pem(SigningAlgorithm::ES256).unwrap();
+        let before = TokenIssuer::new(
+            TokenKeys::asymmetric(parse_private_key_pem("old", &old_pem).unwrap(), vec![]),
+            config(),
+        );
+        let old_token = before.issue(&user(), None, None).unwrap().token;
+        let after = TokenIssuer::new(
+            TokenKeys::asymmetric(
+                parse_private_key_pem("new", &new_pem).unwrap(),
+                vec![parse_private_key_pem("old", &old_pem).unwrap()],
+            ),
+            config(),
+        );
+        assert!(after.verify(&old_token).is_ok());
+        let fresh = after.issue(&user(), None, None).unwrap().token;
+        assert_eq!(
+            jsonwebtoken::decode_header(&fresh).unwrap().kid.as_deref(),
+            Some("new")
+        );
+        assert_eq!(after.keys().verifying_kids(), ["new", "old"]);
     }
 
     #[test]

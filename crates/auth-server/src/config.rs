@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use auth_core::HashingConfig;
+use auth_core::{HashingConfig, SigningAlgorithm};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -98,6 +98,13 @@ pub struct TokensConfig {
     pub secret: Option<String>,
     /// Earlier HS256 secrets still accepted for verification (key rotation).
     pub previous_secrets: Vec<String>,
+    /// EdDSA/ES256/RS256: a folder of PKCS#8 PEM private keys, one per
+    /// `kid` (`<kid>.pem`). Every key verifies; one signs. In `dev`, when
+    /// unset, `data_dir/keys` is used and a key is generated if needed.
+    pub keys_dir: Option<PathBuf>,
+    /// The `kid` that signs. Unset: the last, by name, of the keys of
+    /// `algorithm` (generated kids sort by creation time).
+    pub active_kid: Option<String>,
     #[serde(with = "humantime_serde")]
     pub access_ttl: Duration,
     #[serde(with = "humantime_serde")]
@@ -167,6 +174,8 @@ impl Default for TokensConfig {
             algorithm: "HS256".into(),
             secret: None,
             previous_secrets: Vec::new(),
+            keys_dir: None,
+            active_kid: None,
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             refresh_reuse_grace: Duration::ZERO,
@@ -222,11 +231,8 @@ impl Config {
     /// Every rule in one place; all violations are reported together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        if !self.tokens.algorithm.eq_ignore_ascii_case("HS256") {
-            problems.push(format!(
-                "tokens.algorithm = {:?} is not supported by this build (supported: HS256)",
-                self.tokens.algorithm
-            ));
+        if let Err(e) = self.tokens.algorithm.parse::<SigningAlgorithm>() {
+            problems.push(format!("tokens.algorithm: {e}"));
         }
         if self.tokens.access_ttl < Duration::from_secs(1) {
             problems.push("tokens.access_ttl must be at least 1s".into());
@@ -291,6 +297,14 @@ impl Config {
             );
         }
         problems
+    }
+
+    /// The configured algorithm (validated at load; HS256 if unparsable).
+    pub fn signing_algorithm(&self) -> SigningAlgorithm {
+        self.tokens
+            .algorithm
+            .parse()
+            .unwrap_or(SigningAlgorithm::HS256)
     }
 
     /// The issuer URL without a trailing slash.

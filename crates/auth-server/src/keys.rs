@@ -1,10 +1,12 @@
-//! Token keys from configuration; in `dev`, a generated secret kept on disk.
+//! Token keys from configuration: an HS256 secret (in `dev`, generated and
+//! kept on disk), or a folder of PEM private keys for EdDSA/ES256/RS256.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use auth_core::TokenKeys;
+use anyhow::{bail, Context};
+use auth_core::keys::{generate_private_key_pem, parse_private_key_pem, AsymmetricKey};
+use auth_core::{SigningAlgorithm, TokenKeys};
 use base64::Engine as _;
 use rand::RngCore;
 
@@ -12,14 +14,20 @@ use crate::config::{Config, Profile};
 
 /// File (inside `data_dir`) holding the generated dev secret.
 pub const DEV_SECRET_FILE: &str = "hs256.secret";
+/// Folder (inside `data_dir`) for generated dev keys.
+pub const DEV_KEYS_DIR: &str = "keys";
 
 /// The key set the configuration describes.
 pub fn load_token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
+    let algorithm = config.signing_algorithm();
+    if algorithm.is_asymmetric() {
+        return load_asymmetric(config, algorithm);
+    }
     let secret = match (&config.tokens.secret, config.profile) {
         (Some(secret), _) => secret.clone(),
         (None, Profile::Dev) => dev_secret(config.data_dir())?,
         (None, Profile::Production) => {
-            anyhow::bail!("tokens.secret is required in production")
+            bail!("tokens.secret is required in production")
         }
     };
     let mut keys = TokenKeys::hs256(secret.as_bytes());
@@ -27,6 +35,125 @@ pub fn load_token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
         keys = keys.with_previous_hs256(old.as_bytes());
     }
     Ok(keys)
+}
+
+fn load_asymmetric(config: &Config, algorithm: SigningAlgorithm) -> anyhow::Result<TokenKeys> {
+    let (dir, may_generate) = match (&config.tokens.keys_dir, config.profile) {
+        (Some(dir), _) => (dir.clone(), false),
+        (None, Profile::Dev) => (config.data_dir().join(DEV_KEYS_DIR), true),
+        (None, Profile::Production) => bail!("tokens.keys_dir is required in production"),
+    };
+    let mut keys = read_key_dir(&dir)?;
+    if may_generate && !keys.iter().any(|k| k.algorithm() == algorithm) {
+        let (kid, path) = write_new_key(&dir, algorithm, None)?;
+        tracing::warn!(%kid, path = %path.display(), "generated a development signing key");
+        keys = read_key_dir(&dir)?;
+    }
+    let active_kid = match &config.tokens.active_kid {
+        Some(kid) => kid.clone(),
+        None => keys
+            .iter()
+            .filter(|k| k.algorithm() == algorithm)
+            .map(|k| k.kid().to_owned())
+            .max()
+            .with_context(|| {
+                format!(
+                    "no {algorithm} key in {}; create one with `tessera keys generate --alg {algorithm} --out {}`",
+                    dir.display(),
+                    dir.display()
+                )
+            })?,
+    };
+    let position = keys
+        .iter()
+        .position(|k| k.kid() == active_kid)
+        .with_context(|| {
+            format!(
+                "tokens.active_kid = {active_kid:?} is not in {}",
+                dir.display()
+            )
+        })?;
+    let active = keys.remove(position);
+    if active.algorithm() != algorithm {
+        bail!(
+            "key {active_kid} is {}, but tokens.algorithm = {algorithm}",
+            active.algorithm()
+        );
+    }
+    Ok(TokenKeys::asymmetric(active, keys))
+}
+
+/// Every `*.pem` in `dir`, sorted by kid (the file stem).
+pub fn read_key_dir(dir: &Path) -> anyhow::Result<Vec<AsymmetricKey>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "pem"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let kid = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .context("key file name is not UTF-8")?;
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(parse_private_key_pem(kid, &pem)?)
+        })
+        .collect()
+}
+
+/// A kid that sorts by creation time: `<alg>-<UTC timestamp>-<random>`.
+fn new_kid(algorithm: SigningAlgorithm) -> String {
+    format!(
+        "{}-{}-{:04x}",
+        algorithm.as_str().to_ascii_lowercase(),
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        rand::random::<u16>()
+    )
+}
+
+/// Writes a new private key as `dir/<kid>.pem` (mode 0600, never
+/// overwriting). Returns its kid and path.
+pub fn write_new_key(
+    dir: &Path,
+    algorithm: SigningAlgorithm,
+    kid: Option<&str>,
+) -> anyhow::Result<(String, PathBuf)> {
+    let kid = kid.map_or_else(|| new_kid(algorithm), str::to_owned);
+    if kid.is_empty()
+        || !kid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        bail!("a kid may contain only letters, digits, '-', '_' and '.'");
+    }
+    let pem = generate_private_key_pem(algorithm)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{kid}.pem"));
+    write_private(&path, pem.as_bytes())?;
+    Ok((kid, path))
+}
+
+/// Creates `path` with owner-only permissions; fails if it exists.
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Reads the dev secret, generating it (256 random bits) on first use so
@@ -45,17 +172,8 @@ fn dev_secret(data_dir: &Path) -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(&path) {
-        Ok(mut file) => {
-            file.write_all(secret.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+    match write_private(&path, secret.as_bytes()) {
+        Ok(()) => {
             tracing::warn!(
                 path = %path.display(),
                 "generated a development token secret; set tokens.secret in production"
@@ -63,10 +181,8 @@ fn dev_secret(data_dir: &Path) -> anyhow::Result<String> {
             Ok(secret)
         }
         // Another process won the race: use its secret.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+        Err(_) if path.exists() => Ok(std::fs::read_to_string(&path)?.trim().to_owned()),
+        Err(e) => Err(e),
     }
 }
 
@@ -90,5 +206,43 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0, "secret file is private");
         }
+    }
+
+    #[test]
+    fn dev_generates_a_key_for_an_asymmetric_algorithm_and_reuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        config.tokens.algorithm = "EdDSA".into();
+        let first = load_token_keys(&config).unwrap();
+        let second = load_token_keys(&config).unwrap();
+        assert_eq!(first.signing_kid(), second.signing_kid());
+        assert!(first.signing_kid().starts_with("eddsa-"));
+        assert_eq!(first.public_jwks().len(), 1);
+    }
+
+    #[test]
+    fn the_newest_key_of_the_algorithm_signs_unless_told_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        write_new_key(dir.path(), SigningAlgorithm::EdDSA, Some("eddsa-1")).unwrap();
+        write_new_key(dir.path(), SigningAlgorithm::EdDSA, Some("eddsa-2")).unwrap();
+        write_new_key(dir.path(), SigningAlgorithm::ES256, Some("es256-9")).unwrap();
+        let mut config = Config::default();
+        config.tokens.algorithm = "EdDSA".into();
+        config.tokens.keys_dir = Some(dir.path().to_owned());
+        let keys = load_token_keys(&config).unwrap();
+        assert_eq!(keys.signing_kid(), "eddsa-2");
+        assert_eq!(keys.verifying_kids(), ["eddsa-1", "eddsa-2", "es256-9"]);
+        config.tokens.active_kid = Some("eddsa-1".into());
+        assert_eq!(load_token_keys(&config).unwrap().signing_kid(), "eddsa-1");
+        config.tokens.active_kid = Some("es256-9".into());
+        assert!(
+            load_token_keys(&config).is_err(),
+            "kid of another algorithm"
+        );
+        assert!(write_new_key(dir.path(), SigningAlgorithm::EdDSA, Some("eddsa-1")).is_err());
+        assert!(write_new_key(dir.path(), SigningAlgorithm::EdDSA, Some("../evil")).is_err());
     }
 }

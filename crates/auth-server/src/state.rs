@@ -15,8 +15,10 @@ pub const DEFAULT_CLIENT_ID: &str = "tessera";
 /// Wires a store into the services the configuration describes.
 pub fn build_state<S: Store>(store: S, config: &Config) -> anyhow::Result<Arc<AppState<S>>> {
     let hasher = PasswordHasher::new(&config.passwords)?;
+    let keys = load_token_keys(config)?;
+    let keys_jwks = keys.public_jwks().to_vec();
     let tokens = TokenIssuer::new(
-        load_token_keys(config)?,
+        keys,
         TokenConfig {
             issuer: config.issuer(),
             audience: config.tokens.audience.clone(),
@@ -34,6 +36,6 @@ pub fn build_state<S: Store>(store: S, config: &Config) -> anyhow::Result<Arc<Ap
     Ok(Arc::new(AppState {
         service,
         scopes: config.tokens.scopes.clone(),
-        jwks: Vec::new(),
+        jwks: keys_jwks.iter().map(Into::into).collect(),
     }))
 }

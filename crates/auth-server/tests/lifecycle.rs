@@ -427,3 +427,33 @@ async fn discovery_documents_describe_the_server() {
     let jwks = app.get("/.well-known/jwks.json", None).await;
     assert_eq!(jwks.body, json!({"keys": []}), "HS256 publishes no keys");
 }
+
+#[tokio::test]
+async fn every_asymmetric_algorithm_publishes_a_jwk_that_verifies_its_tokens() {
+    for alg in ["EdDSA", "ES256", "RS256"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config();
+        config.tokens.algorithm = alg.into();
+        config.data_dir = dir.path().to_owned();
+        let app = TestApp::with_config(config);
+        let grant = setup(&app, "verifier").await;
+        assert_eq!(
+            app.get("/users/me", Some(&grant.access)).await.status,
+            StatusCode::OK
+        );
+        let jwks: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(&app.get("/.well-known/jwks.json", None).await.text).unwrap();
+        assert_eq!(jwks.keys.len(), 1, "{alg}");
+        let header = jsonwebtoken::decode_header(&grant.access).unwrap();
+        let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.set_issuer(&["http://127.0.0.1:8080"]);
+        jsonwebtoken::decode::<Value>(
+            &grant.access,
+            &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+            &validation,
+        )
+        .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(header.alg.to_owned(), alg.parse().unwrap());
+    }
+}

@@ -54,6 +54,22 @@ pub struct PublicJwk {
     pub e: Option<String>,
 }
 
+impl From<&auth_core::PublicJwk> for PublicJwk {
+    fn from(key: &auth_core::PublicJwk) -> Self {
+        Self {
+            kty: key.kty.clone(),
+            kid: key.kid.clone(),
+            alg: key.alg.clone(),
+            key_use: key.key_use.clone(),
+            crv: key.crv.clone(),
+            x: key.x.clone(),
+            y: key.y.clone(),
+            n: key.n.clone(),
+            e: key.e.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Object)]
 pub struct JwkSet {
     pub keys: Vec<PublicJwk>,
