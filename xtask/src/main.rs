@@ -8,6 +8,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+
+mod bench;
 use clap::{Parser, Subcommand};
 
 const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -40,6 +42,23 @@ enum Task {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Load-test the release server on each backend, side by side.
+    Bench {
+        /// memory, sqlite, postgres or all.
+        #[arg(long, default_value = "all")]
+        backend: String,
+        /// Per scenario, e.g. 10s.
+        #[arg(long, default_value = "10")]
+        duration: u64,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Users seeded (each holds a token for the /users/me scenario).
+        #[arg(long, default_value_t = 64)]
+        users: usize,
+        /// An earlier report (target/bench/*.json) to print ratios against.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -63,6 +82,32 @@ fn main() -> Result<()> {
                     "migrate",
                 ],
                 &env,
+            )
+        }
+        Task::Bench {
+            backend,
+            duration,
+            connections,
+            users,
+            compare,
+        } => {
+            let backends = if backend == "all" {
+                vec!["memory".into(), "sqlite".into(), "postgres".into()]
+            } else {
+                vec![backend]
+            };
+            if backends.iter().any(|b| b == "postgres") {
+                require_postgres()?;
+            }
+            bench::run(
+                &workspace_root(),
+                &bench::BenchArgs {
+                    backends,
+                    duration: Duration::from_secs(duration.max(1)),
+                    connections: connections.max(1),
+                    users: users.max(1),
+                    compare,
+                },
             )
         }
         Task::Openapi => cargo(

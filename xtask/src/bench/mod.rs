@@ -1,0 +1,391 @@
+//! `cargo xtask bench`: the release server on each backend, driven by an
+//! in-process load generator, every scenario side by side in one run so the
+//! ratios (not the absolute numbers, which drift on shared machines) carry
+//! the claims.
+
+mod load;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use load::{Sample, Scenario, PASSWORD};
+use server::Server;
+
+/// Options of one bench run.
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    pub backends: Vec<String>,
+    pub duration: Duration,
+    pub connections: usize,
+    pub users: usize,
+    pub compare: Option<PathBuf>,
+}
+
+/// One scenario's figures on one backend.
+#[derive(Debug, Clone)]
+struct Row {
+    backend: String,
+    scenario: &'static str,
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    errors: u64,
+    peak_rss_mib: f64,
+}
+
+impl Row {
+    fn new(backend: &str, scenario: &'static str, sample: &Sample, peak_rss_mib: f64) -> Self {
+        Self {
+            backend: backend.to_owned(),
+            scenario,
+            rps: sample.rps(),
+            p50: sample.ms(0.5),
+            p99: sample.ms(0.99),
+            p999: sample.ms(0.999),
+            errors: sample.errors,
+            peak_rss_mib,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "backend": self.backend, "scenario": self.scenario, "rps": self.rps,
+            "p50_ms": self.p50, "p99_ms": self.p99, "p999_ms": self.p999,
+            "errors": self.errors, "peak_rss_mib": self.peak_rss_mib,
+        })
+    }
+}
+
+pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
+    println!("==> building the release server (all backends)");
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "-p", "auth-server", "--all-features"])
+            .current_dir(root)
+            .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    let binary = root.join("target/release/tessera");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+
+    println!("==> Argon2id cost alone (configured parameters, one thread)");
+    let hashes_per_sec = argon2_hashes_per_second(Duration::from_secs(3))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("    {hashes_per_sec:.1} hashes/s per thread; {cores} CPU permits");
+
+    let mut rows = Vec::new();
+    let mut summaries = Vec::new();
+    for backend in &args.backends {
+        println!("==> {backend}");
+        let (backend_rows, idle_rss) = runtime.block_on(bench_backend(&binary, backend, args))?;
+        summaries.push(summary(
+            backend,
+            &backend_rows,
+            idle_rss,
+            hashes_per_sec,
+            cores,
+        ));
+        rows.extend(backend_rows);
+    }
+
+    print_table(&rows);
+    for line in &summaries {
+        println!("{}", line["text"].as_str().unwrap_or_default());
+    }
+    let report = json!({
+        "started": chrono::Utc::now().to_rfc3339(),
+        "cores": cores,
+        "duration_s": args.duration.as_secs_f64(),
+        "connections": args.connections,
+        "argon2_hashes_per_sec_per_thread": hashes_per_sec,
+        "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+        "summaries": summaries,
+    });
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!(
+        "{}.json",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    ));
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    println!("report: {}", path.display());
+    if let Some(previous) = &args.compare {
+        compare(previous, &rows)?;
+    }
+    Ok(())
+}
+
+fn argon2_hashes_per_second(budget: Duration) -> Result<f64> {
+    use argon2::password_hash::{PasswordHasher as _, SaltString};
+    let config = auth_core::HashingConfig::default();
+    let params = argon2::Params::new(
+        config.memory_kib,
+        config.iterations,
+        config.parallelism,
+        None,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::encode_b64(b"benchmark-salt!!").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = Instant::now();
+    let mut hashes = 0u32;
+    while started.elapsed() < budget {
+        argon
+            .hash_password(PASSWORD.as_bytes(), &salt)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        hashes += 1;
+    }
+    Ok(f64::from(hashes) / started.elapsed().as_secs_f64())
+}
+
+async fn bench_backend(binary: &Path, backend: &str, args: &BenchArgs) -> Result<(Vec<Row>, f64)> {
+    let data = tempfile::tempdir()?;
+    let mut env = vec![
+        ("TESSERA_STORAGE__BACKEND", backend.to_owned()),
+        ("TESSERA_DATA_DIR", data.path().display().to_string()),
+        (
+            "TESSERA_TOKENS__SECRET",
+            "bench-secret-bench-secret-bench-secret".to_owned(),
+        ),
+    ];
+    // Keeps the backend's database alive for the run (dropped = removed).
+    let _database: Box<dyn std::any::Any + Send> = match backend {
+        "memory" => Box::new(()),
+        "sqlite" => {
+            let dir = tempfile::tempdir()?;
+            env.push((
+                "TESSERA_STORAGE__URL",
+                format!("sqlite://{}", dir.path().join("bench.db").display()),
+            ));
+            Box::new(dir)
+        }
+        "postgres" => {
+            let db = store_postgres::test_support::TestDatabase::create().await;
+            env.push(("TESSERA_STORAGE__URL", db.url().to_owned()));
+            Box::new(db)
+        }
+        other => bail!("unknown backend {other} (memory, sqlite, postgres)"),
+    };
+    let server = Server::start(binary, &env)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = server.rss_mib()?;
+    let addr = server.addr;
+
+    let seeded = seed(addr, args.users).await?;
+    let conns = args.connections;
+    let mut rows = Vec::new();
+    let mut measure = |name: &'static str, sample: Sample, server: &Server| -> Result<()> {
+        let row = Row::new(backend, name, &sample, server.peak_rss_mib()?);
+        println!(
+            "    {name:<12} {:>9.0} req/s  p99 {:>7.2} ms  errors {}",
+            row.rps, row.p99, row.errors
+        );
+        rows.push(row);
+        Ok(())
+    };
+
+    server.reset_peak();
+    let s = load::run(addr, Scenario::Healthz, conns, args.duration).await?;
+    measure("healthz", s, &server)?;
+    server.reset_peak();
+    let me = Scenario::Me {
+        tokens: Arc::clone(&seeded.access),
+    };
+    let s = load::run(addr, me.clone(), conns, args.duration).await?;
+    measure("users_me", s, &server)?;
+    server.reset_peak();
+    let login = Scenario::Login {
+        usernames: Arc::clone(&seeded.usernames),
+    };
+    let s = load::run(addr, login.clone(), conns, args.duration).await?;
+    measure("login", s, &server)?;
+    server.reset_peak();
+    let refresh = Scenario::Refresh {
+        seeds: Arc::clone(&seeded.refresh),
+    };
+    let s = load::run(
+        addr,
+        refresh,
+        conns.min(seeded.refresh.len()),
+        args.duration,
+    )
+    .await?;
+    measure("refresh", s, &server)?;
+    server.reset_peak();
+    let register = Scenario::Register {
+        prefix: "bench".into(),
+    };
+    let s = load::run(addr, register, conns, args.duration).await?;
+    measure("register", s, &server)?;
+    server.reset_peak();
+    // A login storm saturating hashing, and /users/me measured meanwhile.
+    let me_conns = (conns / 4).max(1);
+    let (_, during) = tokio::join!(
+        load::run(addr, login, conns, args.duration),
+        load::run(addr, me, me_conns, args.duration),
+    );
+    measure("me_in_storm", during?, &server)?;
+    server.stop();
+    Ok((rows, idle_rss))
+}
+
+struct Seeded {
+    usernames: Arc<Vec<String>>,
+    access: Arc<Vec<String>>,
+    refresh: Arc<Vec<String>>,
+}
+
+/// Registers `users` users and logs each in once.
+async fn seed(addr: std::net::SocketAddr, users: usize) -> Result<Seeded> {
+    let started = Instant::now();
+    let mut usernames = Vec::new();
+    let mut access = Vec::new();
+    let mut refresh = Vec::new();
+    for chunk in (0..users).collect::<Vec<_>>().chunks(8) {
+        let calls = chunk.iter().map(|&i| async move {
+            let name = format!("seed{i}");
+            let body = format!(
+                r#"{{"username":"{name}","email":"{name}@bench.test","password":"{PASSWORD}"}}"#
+            );
+            let (status, _) =
+                load::call(addr, Method::POST, "/users", "application/json", body).await?;
+            if status != StatusCode::CREATED {
+                bail!("seeding {name}: {status}");
+            }
+            let form = format!(
+                "grant_type=password&username={name}&password={}",
+                PASSWORD.replace(' ', "+")
+            );
+            let (status, grant) = load::call(
+                addr,
+                Method::POST,
+                "/token",
+                "application/x-www-form-urlencoded",
+                form,
+            )
+            .await?;
+            if status != StatusCode::OK {
+                bail!("logging {name} in: {status}");
+            }
+            let token = |key: &str| grant[key].as_str().map(str::to_owned).context("no token");
+            Ok((name, token("access_token")?, token("refresh_token")?))
+        });
+        for result in futures_join(calls).await {
+            let (name, a, r) = result??;
+            usernames.push(name);
+            access.push(a);
+            refresh.push(r);
+        }
+    }
+    println!(
+        "    seeded {users} users in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Seeded {
+        usernames: Arc::new(usernames),
+        access: Arc::new(access),
+        refresh: Arc::new(refresh),
+    })
+}
+
+/// Runs the futures concurrently; results in order.
+async fn futures_join<F>(futures: impl Iterator<Item = F>) -> Vec<Result<F::Output>>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.context("seeding task panicked"));
+    }
+    out
+}
+
+fn find<'a>(rows: &'a [Row], backend: &str, scenario: &str) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.backend == backend && r.scenario == scenario)
+}
+
+/// The ratios the performance targets are stated in.
+fn summary(backend: &str, rows: &[Row], idle_rss: f64, hashes_per_sec: f64, cores: usize) -> Value {
+    let rps = |s| find(rows, backend, s).map_or(0.0, |r| r.rps);
+    let p99 = |s| find(rows, backend, s).map_or(0.0, |r| r.p99);
+    let me_vs_floor = rps("users_me") / rps("healthz").max(f64::MIN_POSITIVE);
+    let login_vs_limit = rps("login") / (hashes_per_sec * cores as f64).max(f64::MIN_POSITIVE);
+    let storm_p99 = p99("me_in_storm") / p99("users_me").max(f64::MIN_POSITIVE);
+    let refresh_per_core = rps("refresh") / cores as f64;
+    let peak = rows
+        .iter()
+        .filter(|r| r.backend == backend)
+        .map(|r| r.peak_rss_mib)
+        .fold(0.0, f64::max);
+    json!({
+        "backend": backend,
+        "users_me_over_healthz": me_vs_floor,
+        "logins_over_hash_limit": login_vs_limit,
+        "me_p99_storm_over_idle": storm_p99,
+        "refresh_per_core": refresh_per_core,
+        "idle_rss_mib": idle_rss,
+        "peak_rss_mib": peak,
+        "text": format!(
+            "{backend:<9} /users/me = {:.0}% of /healthz | logins = {:.0}% of {cores} x {hashes_per_sec:.1} hashes/s | \
+             /users/me p99 in login storm = {storm_p99:.2}x idle | refresh {refresh_per_core:.0}/s per core | \
+             RSS idle {idle_rss:.1} MiB, peak {peak:.1} MiB",
+            me_vs_floor * 100.0,
+            login_vs_limit * 100.0,
+        ),
+    })
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "{:<9} {:<12} {:>10} {:>9} {:>9} {:>9} {:>7} {:>10}",
+        "backend", "scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "peak MiB"
+    );
+    for r in rows {
+        println!(
+            "{:<9} {:<12} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>10.1}",
+            r.backend, r.scenario, r.rps, r.p50, r.p99, r.p999, r.errors, r.peak_rss_mib
+        );
+    }
+    println!();
+}
+
+fn compare(previous: &Path, rows: &[Row]) -> Result<()> {
+    let old: Value = serde_json::from_str(
+        &std::fs::read_to_string(previous)
+            .with_context(|| format!("cannot read {}", previous.display()))?,
+    )?;
+    println!("compared with {} (new / old):", previous.display());
+    let empty = Vec::new();
+    for row in rows {
+        let before = old["rows"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .find(|r| r["backend"] == row.backend.as_str() && r["scenario"] == row.scenario);
+        if let Some(before) = before {
+            let ratio = |new: f64, key: &str| new / before[key].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "  {:<9} {:<12} req/s x{:.2}  p99 x{:.2}",
+                row.backend,
+                row.scenario,
+                ratio(row.rps, "rps"),
+                ratio(row.p99, "p99_ms")
+            );
+        }
+    }
+    Ok(())
+}
