@@ -52,6 +52,8 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections.max(1))
+            // A local file does not drop connections; skip the per-query ping.
+            .test_before_acquire(false)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await
