@@ -47,9 +47,9 @@ enum Task {
         /// memory, sqlite, postgres or all.
         #[arg(long, default_value = "all")]
         backend: String,
-        /// Per scenario, e.g. 10s.
-        #[arg(long, default_value = "10")]
-        duration: u64,
+        /// Per scenario: `10s`, `10` (seconds) or `1m`.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
         #[arg(long, default_value_t = 32)]
         connections: usize,
         /// Users seeded (each holds a token for the /users/me scenario).
@@ -103,7 +103,7 @@ fn main() -> Result<()> {
                 &workspace_root(),
                 &bench::BenchArgs {
                     backends,
-                    duration: Duration::from_secs(duration.max(1)),
+                    duration: duration.max(Duration::from_secs(1)),
                     connections: connections.max(1),
                     users: users.max(1),
                     compare,
@@ -224,6 +224,19 @@ fn require_postgres() -> Result<()> {
     Ok(())
 }
 
+/// `10s`, `10` or `2m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.strip_suffix('m') {
+        Some(minutes) => (minutes, 60),
+        None => (text.strip_suffix('s').unwrap_or(text), 1),
+    };
+    number
+        .trim()
+        .parse::<u64>()
+        .map(|n| Duration::from_secs(n * unit))
+        .map_err(|_| format!("not a duration: {text:?} (try 10s or 1m)"))
+}
+
 /// `host:port` of a `postgres://user:pass@host:port/db?query` URL.
 fn host_port(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
@@ -284,6 +297,15 @@ mod tests {
             Some("db.internal:5432")
         );
         assert_eq!(host_port("postgres:///x"), None);
+    }
+
+    #[test]
+    fn parses_durations() {
+        use std::time::Duration;
+        assert_eq!(super::parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(super::parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(super::parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(super::parse_duration("fast").is_err());
     }
 
     #[test]
