@@ -22,6 +22,9 @@ pub enum AuthError {
     /// A refresh token that is unknown, expired, used or of an ended session.
     #[error("the refresh token is invalid, expired or revoked")]
     InvalidRefreshToken,
+    /// No account has this username or email (admin operations).
+    #[error("no such user")]
+    UserNotFound,
     /// The account exists but may not log in.
     #[error("the account is disabled")]
     AccountDisabled,

@@ -5,6 +5,7 @@
 //! tokens are signed and checked, and the storage ports the adapters
 //! implement. Nothing here knows HTTP, SQL or BSON.
 
+pub mod admin;
 pub mod error;
 pub mod keys;
 pub mod model;

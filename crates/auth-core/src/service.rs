@@ -447,7 +447,7 @@ impl<S: Store> AuthService<S> {
         Ok(self.store.purge_expired(Utc::now()).await?)
     }
 
-    async fn find_by_login(&self, login: &str) -> Result<Option<User>, AuthError> {
+    pub(crate) async fn find_by_login(&self, login: &str) -> Result<Option<User>, AuthError> {
         let found = match LoginKey::from_login(login) {
             LoginKey::Username(key) => self.store.find_user_by_username(&key).await?,
             LoginKey::Email(key) => self.store.find_user_by_email(&key).await?,

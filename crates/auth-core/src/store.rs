@@ -95,6 +95,13 @@ pub trait UserStore: Send + Sync {
 
     /// Deletes an account; `false` when there was none.
     fn delete_user(&self, id: Uuid) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Accounts ordered by username key, `limit` of them after skipping `offset`.
+    fn list_users(
+        &self,
+        offset: u64,
+        limit: u64,
+    ) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
 }
 
 /// Sessions and their refresh tokens.

@@ -9,14 +9,16 @@ use auth_core::{Store, StoreError};
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::Server;
 
+use crate::admin::AdminCommand;
 use crate::config::{Backend, Config};
 use crate::state::build_state;
 
 /// What to do once the store is open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Serve,
     Migrate,
+    Admin(AdminCommand),
 }
 
 /// Opens the configured store and runs `command` on it.
@@ -34,6 +36,12 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
                 Err(compiled_out($feature))
             }
         }};
+    }
+    if config.storage.backend == Backend::Memory && matches!(command, Command::Admin(_)) {
+        anyhow::bail!(
+            "admin commands need a persistent store: the memory backend lives inside the \
+             server process, so a separate `tessera` command cannot reach it"
+        );
     }
     match config.storage.backend {
         Backend::Memory => with_backend!("memory", open_memory),
@@ -126,6 +134,11 @@ async fn with_store<S: Store>(store: S, config: &Config, command: Command) -> an
         Command::Serve => {
             prepare_schema(&store, config).await?;
             serve(store, config).await
+        }
+        Command::Admin(admin) => {
+            prepare_schema(&store, config).await?;
+            let state = build_state(store, config)?;
+            crate::admin::run(&state, admin).await
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Tessera's server: HTTP API, configuration, backend selection and CLI.
 
+pub mod admin;
 pub mod api;
 pub mod backend;
 pub mod config;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use auth_core::SigningAlgorithm;
+use auth_server::admin::AdminCommand;
 use auth_server::backend::{self, Command};
 use auth_server::{keys, telemetry, Config};
 use clap::{Parser, Subcommand};
@@ -23,6 +24,47 @@ enum Cmd {
     /// Manage access-token signing keys.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Manage accounts (passwords are read from standard input).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create an account; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// List accounts: id, username, email, status, created.
+    List {
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Disable an account (username or email); its sessions end at once.
+    Disable { user: String },
+    /// Re-enable an account.
+    Enable { user: String },
+    /// Delete an account and its sessions.
+    Delete { user: String },
+    /// Replace a password (read from standard input); every session ends.
+    SetPassword { user: String },
+}
+
+#[derive(Subcommand)]
+enum SessionsCmd {
+    /// End every session of a user.
+    Revoke {
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -53,7 +95,8 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::load()?;
-    telemetry::init(&config);
+    let serving = matches!(cli.command, None | Some(Cmd::Serve));
+    telemetry::init(&config, !serving);
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => backend::run(config, Command::Serve).await,
         Cmd::Migrate => backend::run(config, Command::Migrate).await,
@@ -77,5 +120,23 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Keys(KeysCmd::Generate { .. }) => Ok(()),
+        Cmd::User(user) => {
+            let admin = match user {
+                UserCmd::Add { username, email } => AdminCommand::AddUser { username, email },
+                UserCmd::List { offset, limit } => AdminCommand::ListUsers { offset, limit },
+                UserCmd::Disable { user } => AdminCommand::Disable { user },
+                UserCmd::Enable { user } => AdminCommand::Enable { user },
+                UserCmd::Delete { user } => AdminCommand::Delete { user },
+                UserCmd::SetPassword { user } => AdminCommand::SetPassword { user },
+            };
+            backend::run(config, Command::Admin(admin)).await
+        }
+        Cmd::Sessions(SessionsCmd::Revoke { user }) => {
+            backend::run(
+                config,
+                Command::Admin(AdminCommand::RevokeSessions { user }),
+            )
+            .await
+        }
     }
 }

@@ -328,6 +328,154 @@ async fn eddsa_tokens_verify_with_the_published_jwks_and_keys_rotate() {
     rotated.stop();
 }
 
+/// Runs `tessera ARGS` with `stdin` as standard input.
+fn run_with_stdin(env: &[(&str, String)], args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = tessera(env)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+async fn login_with(server: &Server, username: &str, password: &str) -> Option<String> {
+    let reply = server
+        .http
+        .post(server.url("/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    if reply.status() != StatusCode::OK {
+        return None;
+    }
+    let body: Value = reply.json().await.unwrap();
+    body["access_token"].as_str().map(str::to_owned)
+}
+
+/// The admin CLI on a store a running server also uses.
+async fn admin_cli_manages_accounts(env: &[(&str, String)]) {
+    let added = run_with_stdin(
+        env,
+        &[
+            "user",
+            "add",
+            "--username",
+            "Oper",
+            "--email",
+            "op@example.org",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let weak = run_with_stdin(
+        env,
+        &[
+            "user",
+            "add",
+            "--username",
+            "weak",
+            "--email",
+            "weak@example.org",
+        ],
+        "password\n",
+    );
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("too common"));
+
+    let server = Server::start(env);
+    let a = login_with(&server, "oper", PASSWORD)
+        .await
+        .expect("added user logs in");
+    let listed = run_ok(env, &["user", "list"]);
+    assert!(
+        listed.contains("\tOper\top@example.org\tactive\t"),
+        "{listed}"
+    );
+    assert!(!listed.contains("weak"));
+
+    run_ok(env, &["user", "disable", "oper"]);
+    assert_eq!(
+        server.me(&a).await,
+        StatusCode::UNAUTHORIZED,
+        "live token stops at once"
+    );
+    assert!(login_with(&server, "oper", PASSWORD).await.is_none());
+    assert!(run_ok(env, &["user", "list"]).contains("\tdisabled\t"));
+
+    run_ok(env, &["user", "enable", "OP@example.org"]);
+    let b = login_with(&server, "oper", PASSWORD)
+        .await
+        .expect("enabled again");
+    let revoked = run_ok(env, &["sessions", "revoke", "--user", "oper"]);
+    assert!(revoked.contains("revoked 1 session"), "{revoked}");
+    assert_eq!(server.me(&b).await, StatusCode::UNAUTHORIZED);
+
+    let c = login_with(&server, "oper", PASSWORD)
+        .await
+        .expect("logs in");
+    let new_password = "an operator chose this one";
+    let reset = run_with_stdin(
+        env,
+        &["user", "set-password", "oper"],
+        &format!("{new_password}\n"),
+    );
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    assert_eq!(server.me(&c).await, StatusCode::UNAUTHORIZED);
+    assert!(login_with(&server, "oper", PASSWORD).await.is_none());
+    let d = login_with(&server, "oper", new_password)
+        .await
+        .expect("new password");
+
+    run_ok(env, &["user", "delete", "oper"]);
+    assert_eq!(server.me(&d).await, StatusCode::UNAUTHORIZED);
+    assert!(login_with(&server, "oper", new_password).await.is_none());
+    let again = tessera(env)
+        .args(["user", "delete", "oper"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no such user"));
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_cli_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    admin_cli_manages_accounts(&sqlite_env(dir.path())).await;
+}
+
+#[test]
+fn admin_cli_refuses_the_memory_backend_with_a_reason() {
+    let output = tessera(&[("TESSERA_STORAGE__BACKEND", "memory".into())])
+        .args(["user", "list"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("persistent store"));
+}
+
 #[tokio::test]
 async fn production_profile_refuses_to_start_with_weak_settings() {
     let output = tessera(&[
@@ -368,6 +516,12 @@ mod postgres {
     async fn postgres_server_keeps_users_and_tokens_across_restarts() {
         let db = TestDatabase::create().await;
         survives_restart(&env(db.url())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn admin_cli_on_postgres() {
+        let db = TestDatabase::create().await;
+        admin_cli_manages_accounts(&env(db.url())).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,7 @@ macro_rules! conformance_tests {
                 users::changing_a_missing_user_is_not_found,
                 users::delete_user_frees_its_names,
                 users::ping_answers,
+                users::list_users_pages_in_username_order,
                 sessions::created_session_is_found_active_with_its_user,
                 sessions::sessions_of_unknown_users_are_refused,
                 sessions::expired_and_revoked_sessions_are_not_active,

@@ -245,3 +245,29 @@ pub async fn ping_answers<S: Store>(store: &S) {
     store.ping().await.expect("ping");
     assert!(!store.backend_name().is_empty());
 }
+
+pub async fn list_users_pages_in_username_order<S: Store>(store: &S) {
+    for name in ["charlie", "Alpha", "bravo"] {
+        store
+            .insert_user(&new_user(name, &format!("{name}@x.org")))
+            .await
+            .expect("insert");
+    }
+    let all: Vec<String> = store
+        .list_users(0, 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(all, ["Alpha", "bravo", "charlie"]);
+    let page: Vec<String> = store
+        .list_users(1, 1)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(page, ["bravo"]);
+    assert!(store.list_users(3, 10).await.expect("list").is_empty());
+}

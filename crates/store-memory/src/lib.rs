@@ -165,6 +165,29 @@ impl UserStore for MemoryStore {
         tables.remove_sessions(|s| s.user_id == id);
         Ok(true)
     }
+
+    async fn list_users(&self, offset: u64, limit: u64) -> Result<Vec<User>, StoreError> {
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(self
+            .users_sorted()?
+            .into_iter()
+            .skip(skip)
+            .take(take)
+            .collect())
+    }
+}
+
+impl MemoryStore {
+    fn users_sorted(&self) -> Result<Vec<User>, StoreError> {
+        let tables = self.lock()?;
+        let mut keys: Vec<(&String, &Uuid)> = tables.by_username.iter().collect();
+        keys.sort();
+        Ok(keys
+            .into_iter()
+            .filter_map(|(_, id)| tables.users.get(id).map(|row| row.user.clone()))
+            .collect())
+    }
 }
 
 impl SessionStore for MemoryStore {

@@ -186,6 +186,18 @@ impl UserStore for SqliteStore {
             .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn list_users(&self, offset: u64, limit: u64) -> Result<Vec<User>, StoreError> {
+        let sql =
+            format!("SELECT {USER_COLUMNS} FROM users ORDER BY username_key LIMIT ? OFFSET ?");
+        let rows: Vec<UserRow> = sqlx::query_as(&sql)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
 }
 
 /// Times as fixed-width RFC 3339 UTC text, so SQL comparisons are correct.

@@ -151,6 +151,7 @@ impl From<AuthError> for ProblemResponse {
             AuthError::InvalidRefreshToken => {
                 Self::from_status(StatusCode::BAD_REQUEST, err.to_string())
             }
+            AuthError::UserNotFound => Self::from_status(StatusCode::NOT_FOUND, err.to_string()),
             AuthError::Overloaded => Self::Unavailable(
                 Json(Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -248,6 +249,9 @@ impl From<AuthError> for OAuthError {
             }
             AuthError::InvalidRefreshToken => {
                 Self::BadRequest(oauth_body("invalid_grant", err.to_string()))
+            }
+            AuthError::UserNotFound => {
+                Self::BadRequest(oauth_body("invalid_grant", "invalid username or password"))
             }
             AuthError::InvalidToken(_) => Self::BadRequest(oauth_body(
                 "invalid_grant",
