@@ -225,7 +225,9 @@ impl PasswordHasher {
         if before >= self.inner.capacity {
             return Err(AuthError::Overloaded);
         }
+        let submitted = std::time::Instant::now();
         let job: Job = Box::new(move |area: &mut WorkArea| {
+            metrics::histogram!("tessera_password_hash_wait_seconds").record(submitted.elapsed());
             let result = work(area);
             // Free the slot before answering, so a caller that immediately
             // hashes again is not counted twice.

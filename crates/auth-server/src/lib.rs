@@ -4,7 +4,9 @@ pub mod admin;
 pub mod api;
 pub mod backend;
 pub mod config;
+pub mod instrumented;
 pub mod keys;
+pub mod metrics;
 pub mod state;
 pub mod telemetry;
 

@@ -7,13 +7,18 @@ use auth_core::{AuthService, PasswordHasher, SessionPolicy, Store};
 
 use crate::api::AppState;
 use crate::config::Config;
+use crate::instrumented::Instrumented;
 use crate::keys::load_token_keys;
 
 /// Default `client_id` claim: clients are public, so tokens name the server's own.
 pub const DEFAULT_CLIENT_ID: &str = "tessera";
 
 /// Wires a store into the services the configuration describes.
-pub fn build_state<S: Store>(store: S, config: &Config) -> anyhow::Result<Arc<AppState<S>>> {
+pub fn build_state<S: Store>(
+    store: S,
+    config: &Config,
+) -> anyhow::Result<Arc<AppState<Instrumented<S>>>> {
+    let store = Instrumented(store);
     let hasher = PasswordHasher::new(&config.passwords)?;
     let keys = load_token_keys(config)?;
     let keys_jwks = keys.public_jwks().to_vec();

@@ -716,3 +716,112 @@ async fn openapi_document_lists_every_route_and_the_password_flow() {
     assert_eq!(docs.status, StatusCode::OK);
     assert!(docs.text.contains("swagger"), "Swagger UI page");
 }
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_with_route_templates() {
+    let app = TestApp::new();
+    app.register("metered", "metered@x.org").await;
+    app.post_form("/token", &password_form("metered", PASSWORD))
+        .await;
+    app.post_form("/token", &password_form("metered", "wrong password"))
+        .await;
+    app.get("/users/12345", None).await;
+    let reply = app.get("/metrics", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let lines = reply.text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum::<f64>()
+    };
+    assert!(
+        value(
+            "http_requests_total",
+            &[("route", "/users"), ("status", "201")]
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            "http_requests_total",
+            &[("route", "unmatched"), ("status", "404")]
+        ) >= 1.0
+    );
+    assert!(value("tessera_logins_total", &[("outcome", "success")]) >= 1.0);
+    assert!(
+        value(
+            "tessera_logins_total",
+            &[("outcome", "invalid_credentials")]
+        ) >= 1.0
+    );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "tessera_password_hash_queue_depth"),
+        "queue depth gauge"
+    );
+    let histogram = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "http_request_duration_seconds")
+        .expect("latency histogram");
+    assert!(matches!(
+        histogram.value,
+        prometheus_parse::Value::Histogram(_)
+    ));
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "tessera_store_call_duration_seconds"),
+        "store latency"
+    );
+    assert!(
+        !scrape
+            .samples
+            .iter()
+            .any(|s| s.labels.values().any(|v| v.contains("12345"))),
+        "raw paths never become labels"
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = TestApp::new();
+    let reply = app
+        .send(
+            Request::builder()
+                .method(Method::GET)
+                .uri_str("/healthz")
+                .header("x-request-id", "abc-123")
+                .finish(),
+        )
+        .await;
+    assert_eq!(reply.header("x-request-id"), Some("abc-123"));
+    let generated = app.get("/healthz", None).await;
+    let id = generated.header("x-request-id").expect("generated");
+    assert!(uuid::Uuid::parse_str(id).is_ok());
+    let hostile = app
+        .send(
+            Request::builder()
+                .method(Method::GET)
+                .uri_str("/healthz")
+                .header("x-request-id", "a".repeat(500))
+                .finish(),
+        )
+        .await;
+    assert_ne!(
+        hostile.header("x-request-id"),
+        Some("a".repeat(500).as_str())
+    );
+}

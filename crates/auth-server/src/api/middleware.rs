@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use poem::http::{header, HeaderValue};
 use poem::{Endpoint, IntoResponse, Request, Response, Result};
+use tracing::Instrument;
 
 /// The OAuth endpoints, whose every response must not be cached (RFC 6749 5.1).
 const OAUTH_PATHS: &[&str] = &["/token", "/revoke", "/introspect"];
@@ -43,19 +44,44 @@ pub async fn response_headers<E: Endpoint>(next: E, req: Request) -> Result<Resp
     Ok(resp)
 }
 
-/// One line per request: method, path (never the query), status, latency.
-pub async fn log_request<E: Endpoint>(next: E, req: Request) -> Result<Response> {
+const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `X-Request-Id` when it is a sane token (at most 128
+/// visible ASCII characters), else a fresh UUID.
+fn request_id(req: &Request) -> String {
+    req.header(REQUEST_ID)
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// Per request: a request id (echoed in `X-Request-Id` and on every log
+/// line of the request), metrics by route template, and one log line with
+/// method, route, status and latency. Never the query string or a header
+/// value that could hold a secret.
+pub async fn observe_request<E: Endpoint>(next: E, req: Request) -> Result<Response> {
     let started = Instant::now();
+    let id = request_id(&req);
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let resp = next.call(req).await.map(IntoResponse::into_response);
-    let resp = resp.unwrap_or_else(|err| err.into_response());
-    tracing::info!(
-        %method,
-        %path,
-        status = resp.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    let route = crate::metrics::route_template(req.uri().path());
+    let span = tracing::info_span!("request", request_id = %id, %method, route);
+    let mut resp = next
+        .call(req)
+        .instrument(span.clone())
+        .await
+        .map(IntoResponse::into_response)
+        .unwrap_or_else(|err| err.into_response());
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16();
+    crate::metrics::record_request(route, status, elapsed);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, value);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
     Ok(resp)
 }

@@ -54,6 +54,8 @@ fn openapi<S: Store>(state: &Arc<AppState<S>>) -> OpenApiService<Apis<S>, ()> {
 
 /// The whole application as one endpoint, ready to serve or to test in-process.
 pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
+    // The recorder must exist before the first request is counted.
+    crate::metrics::handle();
     let api = openapi(&state);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
@@ -63,7 +65,7 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
         .at("/openapi.json", spec)
         .catch_all_error(|err| async move { problem::framework_error(err) })
         .around(middleware::response_headers)
-        .around(middleware::log_request)
+        .around(middleware::observe_request)
 }
 
 /// The OpenAPI document as JSON (for `cargo xtask openapi` and tests).

@@ -10,6 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use super::body::{BodyError, FormParams, UrlEncoded};
 use super::problem::OAuthError;
 use super::AppState;
+use crate::metrics;
 
 #[derive(Tags)]
 enum OAuthTag {
@@ -151,18 +152,32 @@ impl<S: Store> OAuthApi<S> {
             ],
         )?;
         let service = &self.state.service;
-        let grant = match form.required("grant_type")? {
+        let (grant, record): (_, fn(&'static str)) = match form.required("grant_type")? {
             "password" => {
                 let username = form.required("username")?;
                 let password = form.required("password")?;
-                service
-                    .login(username, password, form.single("scope")?)
-                    .await?
+                let scope = form.single("scope")?;
+                (
+                    service.login(username, password, scope).await,
+                    metrics::record_login,
+                )
             }
-            "refresh_token" => service.refresh(form.required("refresh_token")?).await?,
+            "refresh_token" => {
+                let token = form.required("refresh_token")?;
+                (service.refresh(token).await, metrics::record_refresh)
+            }
             _ => return Err(OAuthError::unsupported_grant_type()),
         };
-        Ok(Json(grant.into()))
+        match grant {
+            Ok(grant) => {
+                record("success");
+                Ok(Json(grant.into()))
+            }
+            Err(err) => {
+                record(metrics::outcome_of(&err));
+                Err(err.into())
+            }
+        }
     }
 
     /// Revoke a token (RFC 7009): its whole session ends.
@@ -172,6 +187,7 @@ impl<S: Store> OAuthApi<S> {
         reject_repeats(&form, &["token", "token_type_hint", "client_id"])?;
         let token = form.required("token")?;
         self.state.service.revoke(token, hint(&form)?).await?;
+        metrics::record_revocation();
         Ok(RevokeResponse::Done)
     }
 

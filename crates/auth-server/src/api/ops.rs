@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use auth_core::Store;
 use poem::http::StatusCode;
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{Object, OpenApi, Tags};
 
 use super::problem::ProblemResponse;
@@ -39,6 +39,15 @@ impl<S: Store> OpsApi<S> {
         Json(Status {
             status: "ok".into(),
         })
+    }
+
+    /// Prometheus metrics (text exposition format).
+    #[oai(path = "/metrics", method = "get")]
+    async fn metrics(&self) -> PlainText<String> {
+        // Gauges read at scrape time, so they are never stale.
+        metrics::gauge!("tessera_password_hash_queue_depth")
+            .set(self.state.service.hasher().queue_depth() as f64);
+        PlainText(crate::metrics::handle().render())
     }
 
     /// Readiness: 200 when the store answers, 503 when it does not.

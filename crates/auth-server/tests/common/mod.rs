@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use auth_server::config::Config;
+use auth_server::instrumented::Instrumented;
 use auth_server::state::build_state;
 use auth_server::AppState;
 use poem::http::{HeaderMap, Method, StatusCode};
@@ -25,7 +26,7 @@ pub fn test_config() -> Config {
 }
 
 pub struct TestApp {
-    pub state: Arc<AppState<MemoryStore>>,
+    pub state: Arc<AppState<Instrumented<MemoryStore>>>,
     pub endpoint: poem::endpoint::BoxEndpoint<'static, poem::Response>,
 }
 

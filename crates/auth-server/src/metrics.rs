@@ -1,0 +1,111 @@
+//! Prometheus metrics: the `metrics` facade everywhere, one exporter here.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets (seconds): sub-millisecond requests up to slow logins.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide recorder, installed on first use. (One per process:
+/// in-process tests share it, so they assert on increments.)
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        match builder.install_recorder() {
+            Ok(handle) => handle,
+            // Another recorder is already global (embedding): keep ours local.
+            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+        }
+    })
+}
+
+/// The route templates the API serves; anything else is reported as
+/// `unmatched`, so raw paths (and whatever an attacker puts in them) never
+/// become label values.
+const ROUTES: &[&str] = &[
+    "/users",
+    "/users/me",
+    "/users/me/password",
+    "/token",
+    "/revoke",
+    "/introspect",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/jwks.json",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+];
+
+pub fn route_template(path: &str) -> &'static str {
+    if path.starts_with("/docs/") {
+        return "/docs";
+    }
+    ROUTES
+        .iter()
+        .find(|route| **route == path)
+        .copied()
+        .unwrap_or("unmatched")
+}
+
+pub fn record_request(route: &'static str, status: u16, elapsed: Duration) {
+    metrics::counter!("http_requests_total", "route" => route, "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route).record(elapsed);
+}
+
+/// `outcome`: `success`, `invalid_credentials`, `disabled`, `throttled`,
+/// `overloaded`, `error`.
+pub fn record_login(outcome: &'static str) {
+    metrics::counter!("tessera_logins_total", "outcome" => outcome).increment(1);
+}
+
+pub fn record_refresh(outcome: &'static str) {
+    metrics::counter!("tessera_refreshes_total", "outcome" => outcome).increment(1);
+}
+
+pub fn record_revocation() {
+    metrics::counter!("tessera_revocations_total").increment(1);
+}
+
+pub fn record_store_call(operation: &'static str, elapsed: Duration, ok: bool) {
+    metrics::histogram!(
+        "tessera_store_call_duration_seconds",
+        "operation" => operation,
+        "outcome" => if ok { "ok" } else { "error" }
+    )
+    .record(elapsed);
+}
+
+/// The login/refresh outcome label of a domain error.
+pub fn outcome_of(err: &auth_core::AuthError) -> &'static str {
+    use auth_core::AuthError;
+    match err {
+        AuthError::InvalidCredentials | AuthError::InvalidRefreshToken => "invalid_credentials",
+        AuthError::AccountDisabled => "disabled",
+        AuthError::Overloaded => "overloaded",
+        AuthError::StoreUnavailable => "unavailable",
+        _ => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_template;
+
+    #[test]
+    fn unknown_paths_never_become_labels() {
+        assert_eq!(route_template("/users/me"), "/users/me");
+        assert_eq!(route_template("/docs/index.css"), "/docs");
+        assert_eq!(route_template("/users/123"), "unmatched");
+        assert_eq!(route_template("/<script>"), "unmatched");
+    }
+}
