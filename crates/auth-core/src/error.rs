@@ -31,6 +31,9 @@ pub enum AuthError {
     /// An access token was missing its user, or failed verification.
     #[error("invalid token: {0}")]
     InvalidToken(#[from] TokenError),
+    /// Too many failed logins for this account: locked for `retry_after`.
+    #[error("too many failed logins; try again later")]
+    Throttled { retry_after: std::time::Duration },
     /// The password-hashing queue is full; the caller should retry later.
     #[error("the server is busy hashing passwords; retry shortly")]
     Overloaded,

@@ -13,6 +13,7 @@ pub mod password;
 pub mod refresh;
 pub mod service;
 pub mod store;
+pub mod throttle;
 pub mod token;
 pub mod validation;
 
@@ -23,6 +24,7 @@ pub use model::{
 };
 pub use password::{HashingConfig, PasswordHasher};
 pub use service::{AuthService, Introspection, LoginGrant, Registration, SessionPolicy, TokenKind};
-pub use store::{SessionStore, Store, StoreError, UniqueField, UserStore};
+pub use store::{SessionStore, Store, StoreError, ThrottleStore, UniqueField, UserStore};
+pub use throttle::{ThrottlePolicy, ThrottleState};
 pub use token::{AccessClaims, TokenConfig, TokenError, TokenKeys};
 pub use validation::{Email, FieldError, Password, Username, ValidationErrors};

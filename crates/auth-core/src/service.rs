@@ -12,6 +12,7 @@ use crate::model::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Sessi
 use crate::password::PasswordHasher;
 use crate::refresh::RefreshToken;
 use crate::store::Store;
+use crate::throttle::ThrottlePolicy;
 use crate::token::{AccessClaims, IssuedToken, TokenError, TokenIssuer};
 use crate::validation::{Email, LoginKey, Password, Username, ValidationErrors};
 
@@ -66,6 +67,8 @@ pub struct SessionPolicy {
     pub refresh_reuse_grace: Duration,
     /// Scopes clients may request; others are dropped from grants.
     pub allowed_scopes: BTreeSet<String>,
+    /// Failed-login throttling per account.
+    pub throttle: ThrottlePolicy,
 }
 
 impl Default for SessionPolicy {
@@ -74,6 +77,7 @@ impl Default for SessionPolicy {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             refresh_reuse_grace: Duration::ZERO,
             allowed_scopes: BTreeSet::new(),
+            throttle: ThrottlePolicy::default(),
         }
     }
 }
@@ -204,19 +208,41 @@ impl<S: Store> AuthService<S> {
     }
 
     /// Verifies a login's password; the user when it matches and may log in.
+    ///
+    /// Throttling is keyed by account id, or by the login string when no
+    /// account has it, so guessing at unknown names is throttled alike.
     async fn check_password(&self, login: &str, password: &str) -> Result<User, AuthError> {
-        if password.len() > MAX_LOGIN_PASSWORD_BYTES {
-            return Err(AuthError::InvalidCredentials);
-        }
         let user = self.find_by_login(login).await?;
-        let verification = self
-            .hasher
-            .verify(user.as_ref().map(|u| u.password_hash.as_str()), password)
-            .await?;
-        let user = match user {
-            Some(user) if verification.matches => user,
-            _ => return Err(AuthError::InvalidCredentials),
+        let throttle_key = match (&user, LoginKey::from_login(login)) {
+            (Some(user), _) => format!("user:{}", user.id),
+            (None, LoginKey::Username(key)) => format!("username:{key}"),
+            (None, LoginKey::Email(key)) => format!("email:{key}"),
         };
+        let policy = &self.policy.throttle;
+        let throttle = self.store.throttle_state(&throttle_key).await?;
+        if let Some(retry_after) = policy.locked_for(throttle.as_ref(), Utc::now()) {
+            return Err(AuthError::Throttled { retry_after });
+        }
+        let verification = if password.len() > MAX_LOGIN_PASSWORD_BYTES {
+            None
+        } else {
+            let stored = user.as_ref().map(|u| u.password_hash.as_str());
+            Some(self.hasher.verify(stored, password).await?)
+        };
+        let user = match (user, verification) {
+            (Some(user), Some(v)) if v.matches => (user, v),
+            _ => {
+                let now = Utc::now();
+                self.store
+                    .update_throttle(&throttle_key, |state| policy.after_failure(state, now))
+                    .await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        let (user, verification) = user;
+        if throttle.is_some() {
+            self.store.clear_throttle(&throttle_key).await?;
+        }
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
 };
+use crate::throttle::ThrottleState;
 
 /// The fields that must be unique across accounts, compared case-insensitively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,8 +174,30 @@ pub trait SessionStore: Send + Sync {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
-/// Everything a backend provides. Throttling joins here as a further supertrait.
-pub trait Store: UserStore + SessionStore + Send + Sync + 'static {
+/// Login throttling state, shared by every replica using the store.
+pub trait ThrottleStore: Send + Sync {
+    /// The state of `key`, if any.
+    fn throttle_state(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ThrottleState>, StoreError>> + Send;
+
+    /// Replaces the state of `key` with `update(current)`, atomically: of
+    /// concurrent updates none is lost. Returns the new state.
+    fn update_throttle<F>(
+        &self,
+        key: &str,
+        update: F,
+    ) -> impl Future<Output = Result<ThrottleState, StoreError>> + Send
+    where
+        F: FnOnce(Option<ThrottleState>) -> ThrottleState + Send;
+
+    /// Forgets `key` (after a successful login).
+    fn clear_throttle(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Everything a backend provides.
+pub trait Store: UserStore + SessionStore + ThrottleStore + Send + Sync + 'static {
     /// A cheap round trip proving the store answers (readiness probes).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 

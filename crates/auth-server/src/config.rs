@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use auth_core::{HashingConfig, SigningAlgorithm};
+use auth_core::{HashingConfig, SigningAlgorithm, ThrottlePolicy};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub tokens: TokensConfig,
     pub passwords: HashingConfig,
+    pub throttle: ThrottlePolicy,
     pub log: LogConfig,
 }
 
@@ -139,6 +140,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             tokens: TokensConfig::default(),
             passwords: HashingConfig::default(),
+            throttle: ThrottlePolicy::default(),
             log: LogConfig::default(),
         }
     }
@@ -256,6 +258,12 @@ impl Config {
             || self.passwords.parallelism == 0
         {
             problems.push("passwords.* are not valid Argon2 parameters".into());
+        }
+        if self.throttle.max_failures == 0 || self.throttle.lockout > self.throttle.max_lockout {
+            problems.push(
+                "throttle.max_failures must be at least 1 and throttle.lockout at most throttle.max_lockout"
+                    .into(),
+            );
         }
         if self.profile == Profile::Production {
             problems.extend(self.production_problems());

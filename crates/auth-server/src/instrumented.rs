@@ -3,9 +3,10 @@
 
 use std::time::Instant;
 
-use auth_core::store::{SessionStore, Store, StoreError, UserStore};
+use auth_core::store::{SessionStore, Store, StoreError, ThrottleStore, UserStore};
 use auth_core::{
-    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
+    User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -116,6 +117,23 @@ impl<S: SessionStore> SessionStore for Instrumented<S> {
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         timed!("purge_expired", self.0.purge_expired(now))
+    }
+}
+
+impl<S: ThrottleStore> ThrottleStore for Instrumented<S> {
+    async fn throttle_state(&self, key: &str) -> Result<Option<ThrottleState>, StoreError> {
+        timed!("throttle_state", self.0.throttle_state(key))
+    }
+
+    async fn update_throttle<F>(&self, key: &str, update: F) -> Result<ThrottleState, StoreError>
+    where
+        F: FnOnce(Option<ThrottleState>) -> ThrottleState + Send,
+    {
+        timed!("update_throttle", self.0.update_throttle(key, update))
+    }
+
+    async fn clear_throttle(&self, key: &str) -> Result<(), StoreError> {
+        timed!("clear_throttle", self.0.clear_throttle(key))
     }
 }
 

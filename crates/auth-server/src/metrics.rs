@@ -91,6 +91,7 @@ pub fn outcome_of(err: &auth_core::AuthError) -> &'static str {
     match err {
         AuthError::InvalidCredentials | AuthError::InvalidRefreshToken => "invalid_credentials",
         AuthError::AccountDisabled => "disabled",
+        AuthError::Throttled { .. } => "throttled",
         AuthError::Overloaded => "overloaded",
         AuthError::StoreUnavailable => "unavailable",
         _ => "error",

@@ -36,6 +36,7 @@ pub fn build_state<S: Store>(
         refresh_ttl: config.tokens.refresh_ttl,
         refresh_reuse_grace: config.tokens.refresh_reuse_grace,
         allowed_scopes: config.tokens.scopes.iter().cloned().collect(),
+        throttle: config.throttle.clone(),
     };
     let service = AuthService::new(store, hasher, tokens, policy);
     Ok(Arc::new(AppState {

@@ -328,6 +328,41 @@ async fn eddsa_tokens_verify_with_the_published_jwks_and_keys_rotate() {
     rotated.stop();
 }
 
+/// Two processes on one database count one account's failures together.
+async fn throttling_is_shared_between_replicas(env: &[(&str, String)]) {
+    let mut env = env.to_vec();
+    env.push(("TESSERA_THROTTLE__MAX_FAILURES", "4".into()));
+    let a = Server::start(&env);
+    let b = Server::start(&env);
+    assert_eq!(a.register("shared").await, StatusCode::CREATED);
+    for server in [&a, &b, &a, &b] {
+        assert!(login_with(server, "shared", "wrong guess").await.is_none());
+    }
+    for server in [&a, &b] {
+        let reply = server
+            .http
+            .post(server.url("/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "shared"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(reply.headers().contains_key("retry-after"));
+    }
+    a.stop();
+    b.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_shared_between_replicas_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    throttling_is_shared_between_replicas(&sqlite_env(dir.path())).await;
+}
+
 /// Runs `tessera ARGS` with `stdin` as standard input.
 fn run_with_stdin(env: &[(&str, String)], args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
@@ -516,6 +551,12 @@ mod postgres {
     async fn postgres_server_keeps_users_and_tokens_across_restarts() {
         let db = TestDatabase::create().await;
         survives_restart(&env(db.url())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn throttling_is_shared_between_replicas_on_postgres() {
+        let db = TestDatabase::create().await;
+        throttling_is_shared_between_replicas(&env(db.url())).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -457,3 +457,63 @@ async fn every_asymmetric_algorithm_publishes_a_jwk_that_verifies_its_tokens() {
         assert_eq!(header.alg.to_owned(), alg.parse().unwrap());
     }
 }
+
+fn throttled_app(max_failures: u32, lockout_ms: u64) -> TestApp {
+    let mut config = test_config();
+    config.throttle.max_failures = max_failures;
+    config.throttle.lockout = Duration::from_millis(lockout_ms);
+    TestApp::with_config(config)
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_even_for_the_right_password() {
+    let app = throttled_app(3, 1500);
+    app.register("guarded", "guarded@example.org").await;
+    for _ in 0..3 {
+        assert_invalid_grant(
+            &app.post_form("/token", &password_form("guarded", "wrong guess"))
+                .await,
+        );
+    }
+    // Locked: the right password (by username or by email) gets 429.
+    for login in ["guarded", "GUARDED@example.org"] {
+        let locked = app
+            .post_form("/token", &password_form(login, PASSWORD))
+            .await;
+        assert_eq!(
+            locked.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            locked.text
+        );
+        assert_eq!(locked.body["error"], "temporarily_unavailable");
+        assert_eq!(locked.header("cache-control"), Some("no-store"));
+        let retry: u64 = locked.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=2).contains(&retry), "{retry}");
+    }
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    login(&app, "guarded").await;
+    // A success resets the count: two more failures do not lock.
+    for _ in 0..2 {
+        assert_invalid_grant(
+            &app.post_form("/token", &password_form("guarded", "wrong"))
+                .await,
+        );
+    }
+    login(&app, "guarded").await;
+}
+
+#[tokio::test]
+async fn guessing_at_unknown_accounts_is_throttled_alike() {
+    let app = throttled_app(2, 60_000);
+    for _ in 0..2 {
+        assert_invalid_grant(
+            &app.post_form("/token", &password_form("ghost", "guess"))
+                .await,
+        );
+    }
+    let locked = app
+        .post_form("/token", &password_form("ghost", "guess"))
+        .await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+}

@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 /// Expands to a module named `$backend` holding one test per conformance
@@ -45,6 +46,8 @@ macro_rules! conformance_tests {
                 sessions::revoking_all_of_a_users_sessions_can_keep_one,
                 sessions::purge_removes_ended_sessions_and_their_tokens,
                 sessions::deleting_a_user_ends_their_sessions,
+                throttle::throttle_state_round_trips_and_clears,
+                throttle::concurrent_throttle_updates_lose_nothing,
             );
         }
     };

@@ -9,9 +9,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use auth_core::store::{SessionStore, Store, StoreError, UniqueField, UserStore};
+use auth_core::store::{SessionStore, Store, StoreError, ThrottleStore, UniqueField, UserStore};
 use auth_core::{
-    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
+    User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -23,6 +24,7 @@ struct Tables {
     by_email: HashMap<String, Uuid>,
     sessions: HashMap<Uuid, Session>,
     refresh_tokens: HashMap<TokenDigest, RefreshTokenRecord>,
+    throttle: HashMap<String, ThrottleState>,
 }
 
 impl Tables {
@@ -307,6 +309,27 @@ impl SessionStore for MemoryStore {
         let purged = tables.remove_sessions(|s| !s.is_active(now));
         tables.refresh_tokens.retain(|_, t| t.expires_at > now);
         Ok(purged)
+    }
+}
+
+impl ThrottleStore for MemoryStore {
+    async fn throttle_state(&self, key: &str) -> Result<Option<ThrottleState>, StoreError> {
+        Ok(self.lock()?.throttle.get(key).cloned())
+    }
+
+    async fn update_throttle<F>(&self, key: &str, update: F) -> Result<ThrottleState, StoreError>
+    where
+        F: FnOnce(Option<ThrottleState>) -> ThrottleState + Send,
+    {
+        let mut tables = self.lock()?;
+        let next = update(tables.throttle.get(key).cloned());
+        tables.throttle.insert(key.to_owned(), next.clone());
+        Ok(next)
+    }
+
+    async fn clear_throttle(&self, key: &str) -> Result<(), StoreError> {
+        self.lock()?.throttle.remove(key);
+        Ok(())
     }
 }
 

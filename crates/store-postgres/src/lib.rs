@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use auth_core::store::{SessionStore, Store, StoreError, UniqueField, UserStore};
+use auth_core::store::{SessionStore, Store, StoreError, ThrottleStore, UniqueField, UserStore};
 use auth_core::{
-    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
+    User,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -14,9 +15,9 @@ use sqlx::{Connection, PgConnection, PgPool};
 /// Advisory-lock key serialising whole migration runs ("tessera" in ASCII).
 const MIGRATION_REPORT_LOCK: i64 = 0x0074_6573_7365_7261;
 use store_sql::{
-    already_used_or_invalid, pending_migrations, require_found, SessionUserRow,
-    TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSION_COLUMNS, TOKEN_COLUMNS,
-    USER_COLUMNS,
+    already_used_or_invalid, as_sql_int, pending_migrations, require_found, SessionUserRow,
+    ThrottleRow, TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSION_COLUMNS,
+    THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
 };
 use uuid::Uuid;
 
@@ -385,6 +386,64 @@ impl SessionStore for PostgresStore {
             .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
         Ok(sessions.rows_affected())
+    }
+}
+
+impl ThrottleStore for PostgresStore {
+    async fn throttle_state(&self, key: &str) -> Result<Option<ThrottleState>, StoreError> {
+        let sql = format!("SELECT {THROTTLE_COLUMNS} FROM login_throttle WHERE key = $1");
+        let row: Option<ThrottleRow> = sqlx::query_as(&sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn update_throttle<F>(&self, key: &str, update: F) -> Result<ThrottleState, StoreError>
+    where
+        F: FnOnce(Option<ThrottleState>) -> ThrottleState + Send,
+    {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        // Serialises updates of one key without needing its row to exist.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let sql = format!("SELECT {THROTTLE_COLUMNS} FROM login_throttle WHERE key = $1");
+        let current: Option<ThrottleRow> = sqlx::query_as(&sql)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let next = update(current.map(Into::into));
+        sqlx::query(
+            "INSERT INTO login_throttle (key, failures, window_started, locked_until, lockouts) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+             window_started = excluded.window_started, locked_until = excluded.locked_until, \
+             lockouts = excluded.lockouts",
+        )
+        .bind(key)
+        .bind(as_sql_int(next.failures))
+        .bind(next.window_started)
+        .bind(next.locked_until)
+        .bind(as_sql_int(next.lockouts))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(next)
+    }
+
+    async fn clear_throttle(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //! the dialect. The SQL itself stays in each store crate.
 
 use auth_core::store::StoreError;
-use auth_core::{Consumed, RefreshTokenRecord, Session, TokenDigest, User};
+use auth_core::{Consumed, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User};
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
@@ -191,4 +191,31 @@ pub fn already_used_or_invalid(
     } else {
         Ok(Consumed::Invalid)
     }
+}
+
+/// `login_throttle` columns, in [`ThrottleRow`] order.
+pub const THROTTLE_COLUMNS: &str = "failures, window_started, locked_until, lockouts";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ThrottleRow {
+    pub failures: i32,
+    pub window_started: DateTime<Utc>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub lockouts: i32,
+}
+
+impl From<ThrottleRow> for ThrottleState {
+    fn from(row: ThrottleRow) -> Self {
+        ThrottleState {
+            failures: u32::try_from(row.failures).unwrap_or(0),
+            window_started: row.window_started,
+            locked_until: row.locked_until,
+            lockouts: u32::try_from(row.lockouts).unwrap_or(0),
+        }
+    }
+}
+
+/// Counters as the databases store them (SQL `integer`).
+pub fn as_sql_int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }

@@ -7,17 +7,18 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use auth_core::store::{SessionStore, Store, StoreError, UniqueField, UserStore};
+use auth_core::store::{SessionStore, Store, StoreError, ThrottleStore, UniqueField, UserStore};
 use auth_core::{
-    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
+    User,
 };
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use store_sql::{
-    already_used_or_invalid, pending_migrations, require_found, SessionUserRow,
-    TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSION_COLUMNS, TOKEN_COLUMNS,
-    USER_COLUMNS,
+    already_used_or_invalid, as_sql_int, pending_migrations, require_found, SessionUserRow,
+    ThrottleRow, TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSION_COLUMNS,
+    THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
 };
 use uuid::Uuid;
 
@@ -404,6 +405,62 @@ impl SessionStore for SqliteStore {
             .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
         Ok(sessions.rows_affected())
+    }
+}
+
+impl ThrottleStore for SqliteStore {
+    async fn throttle_state(&self, key: &str) -> Result<Option<ThrottleState>, StoreError> {
+        let sql = format!("SELECT {THROTTLE_COLUMNS} FROM login_throttle WHERE key = ?");
+        let row: Option<ThrottleRow> = sqlx::query_as(&sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn update_throttle<F>(&self, key: &str, update: F) -> Result<ThrottleState, StoreError>
+    where
+        F: FnOnce(Option<ThrottleState>) -> ThrottleState + Send,
+    {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_error)?;
+        let sql = format!("SELECT {THROTTLE_COLUMNS} FROM login_throttle WHERE key = ?");
+        let current: Option<ThrottleRow> = sqlx::query_as(&sql)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let next = update(current.map(Into::into));
+        sqlx::query(
+            "INSERT INTO login_throttle (key, failures, window_started, locked_until, lockouts) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+             window_started = excluded.window_started, locked_until = excluded.locked_until, \
+             lockouts = excluded.lockouts",
+        )
+        .bind(key)
+        .bind(as_sql_int(next.failures))
+        .bind(ts(next.window_started))
+        .bind(next.locked_until.map(ts))
+        .bind(as_sql_int(next.lockouts))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(next)
+    }
+
+    async fn clear_throttle(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_throttle WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
     }
 }
 

@@ -18,6 +18,13 @@ pub const WWW_AUTHENTICATE_INVALID: &str = r#"Bearer realm="tessera", error="inv
 /// Seconds a shed client is asked to wait.
 const RETRY_AFTER_BUSY: &str = "1";
 
+/// `Retry-After` in whole seconds, rounded up, at least 1.
+fn retry_after(wait: std::time::Duration) -> String {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+        .max(1)
+        .to_string()
+}
+
 /// One broken input rule (API.md's 422 `errors` entries).
 #[derive(Debug, Clone, Object)]
 pub struct FieldProblem {
@@ -78,6 +85,9 @@ pub enum ProblemResponse {
     /// Input broke validation rules; `errors` lists each.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
+    /// Throttled; retry after the given seconds.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] String),
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
     /// Store down or the server is shedding load.
@@ -152,6 +162,10 @@ impl From<AuthError> for ProblemResponse {
                 Self::from_status(StatusCode::BAD_REQUEST, err.to_string())
             }
             AuthError::UserNotFound => Self::from_status(StatusCode::NOT_FOUND, err.to_string()),
+            AuthError::Throttled { retry_after: wait } => Self::TooManyRequests(
+                Json(Problem::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())),
+                retry_after(wait),
+            ),
             AuthError::Overloaded => Self::Unavailable(
                 Json(Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -247,6 +261,10 @@ impl From<AuthError> for OAuthError {
             AuthError::AccountDisabled => {
                 Self::BadRequest(oauth_body("invalid_grant", "the account is disabled"))
             }
+            AuthError::Throttled { retry_after: wait } => Self::TooManyRequests(
+                oauth_body("temporarily_unavailable", err.to_string()),
+                retry_after(wait),
+            ),
             AuthError::InvalidRefreshToken => {
                 Self::BadRequest(oauth_body("invalid_grant", err.to_string()))
             }
