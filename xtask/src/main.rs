@@ -14,6 +14,20 @@ use clap::{Parser, Subcommand};
 
 const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// The release build: the bench uses it and `deploy/Dockerfile` must run
+/// exactly this (checked by `cargo xtask ci`).
+pub const RELEASE_BUILD: &[&str] = &[
+    "build",
+    "--release",
+    "--locked",
+    "-p",
+    "auth-server",
+    "--all-features",
+];
+
+/// The schema checker for the Kubernetes manifests, pinned.
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+
 #[derive(Parser)]
 #[command(name = "xtask", about = "Tessera project tasks")]
 struct Cli {
@@ -42,6 +56,8 @@ enum Task {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Check deploy/: Dockerfile build command, Kubernetes schemas, compose wiring.
+    CheckDeploy,
     /// Load-test the release server on each backend, side by side.
     Bench {
         /// memory, sqlite, postgres or all.
@@ -110,6 +126,7 @@ fn main() -> Result<()> {
                 },
             )
         }
+        Task::CheckDeploy => check_deploy(),
         Task::Openapi => cargo(
             &[
                 "run",
@@ -141,6 +158,7 @@ fn ci() -> Result<()> {
             &[],
         )
     })?;
+    step("deploy files", check_deploy)?;
     step("tests", || test(&[]))?;
     println!("xtask ci: all checks passed");
     Ok(())
@@ -220,6 +238,77 @@ fn require_postgres() -> Result<()> {
              pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n\
              or point TESSERA_TEST_POSTGRES_URL at a server whose user may CREATE DATABASE."
         );
+    }
+    Ok(())
+}
+
+/// Checks what can be checked here of `deploy/` (no container engine runs
+/// on CI machines): the Dockerfile builds with [`RELEASE_BUILD`], the
+/// Kubernetes manifests pass a strict schema check, the compose file parses
+/// and wires the services as documented.
+fn check_deploy() -> Result<()> {
+    let root = workspace_root();
+    let dockerfile = std::fs::read_to_string(root.join("deploy/Dockerfile"))?;
+    let expected = format!("RUN cargo {}", RELEASE_BUILD.join(" "));
+    if !dockerfile.lines().any(|line| line.trim() == expected) {
+        bail!("deploy/Dockerfile must build with `{expected}` (the command CI and the bench use)");
+    }
+    let venv = root.join(".venv-tools");
+    let python = venv.join("bin/python");
+    if !venv.join("bin/kubernetes-validate").exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(&python).args(["-m", "pip", "install", "-q", KUBERNETES_VALIDATE]))?;
+    }
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(root.join("deploy/k8s"))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    manifests.sort();
+    run(Command::new(venv.join("bin/kubernetes-validate"))
+        .args(["--strict", "--quiet"])
+        .args(&manifests))?;
+    run(Command::new(&python)
+        .arg("-c")
+        .arg(DEPLOY_CHECKS)
+        .arg(root.join("deploy")))?;
+    println!(
+        "deploy files: Dockerfile, {} manifests and compose.yaml check out",
+        manifests.len()
+    );
+    Ok(())
+}
+
+/// Kinds and wiring the deploy README promises (PyYAML comes with kubernetes-validate).
+const DEPLOY_CHECKS: &str = r#"
+import pathlib, sys, yaml
+deploy = pathlib.Path(sys.argv[1])
+kinds = {}
+for path in sorted((deploy / "k8s").glob("*.yaml")):
+    for doc in yaml.safe_load_all(path.read_text()):
+        kinds[doc["kind"]] = doc
+need = {"Deployment", "Service", "ConfigMap", "Secret", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Job"}
+assert need <= set(kinds), f"missing kinds: {need - set(kinds)}"
+deployment = kinds["Deployment"]["spec"]
+assert deployment["replicas"] == 3, "three replicas"
+container = deployment["template"]["spec"]["containers"][0]
+assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+assert "requests" in container["resources"]
+assert kinds["Job"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+compose = yaml.safe_load((deploy / "compose.yaml").read_text())
+services = compose["services"]
+assert {"postgres", "migrate", "tessera"} <= set(services), services.keys()
+assert services["migrate"]["build"]["dockerfile"] == "deploy/Dockerfile"
+assert services["tessera"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+assert services["tessera"]["environment"]["TESSERA_STORAGE__BACKEND"] == "postgres"
+"#;
+
+fn run(command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} exited with {status}");
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod instrumented;
 pub mod keys;
 pub mod metrics;
+pub mod probe;
 pub mod state;
 pub mod telemetry;
 

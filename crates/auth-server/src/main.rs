@@ -30,6 +30,11 @@ enum Cmd {
     /// Manage sessions.
     #[command(subcommand)]
     Sessions(SessionsCmd),
+    /// Exit 0 when the server answers 2xx (container health checks).
+    Probe {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,6 +99,9 @@ async fn main() -> anyhow::Result<()> {
         println!("{kid}\t{}", path.display());
         return Ok(());
     }
+    if let Some(Cmd::Probe { url }) = &cli.command {
+        return auth_server::probe::probe(url, std::time::Duration::from_secs(3));
+    }
     let config = Config::load()?;
     let serving = matches!(cli.command, None | Some(Cmd::Serve));
     telemetry::init(&config, !serving);
@@ -119,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Keys(KeysCmd::Generate { .. }) => Ok(()),
+        Cmd::Keys(KeysCmd::Generate { .. }) | Cmd::Probe { .. } => Ok(()),
         Cmd::User(user) => {
             let admin = match user {
                 UserCmd::Add { username, email } => AdminCommand::AddUser { username, email },

@@ -118,13 +118,17 @@ impl Server {
             .status()
     }
 
-    /// SIGTERM, then wait: graceful shutdown must end with exit status 0.
-    fn stop(mut self) {
+    fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// SIGTERM, then wait: graceful shutdown must end with exit status 0.
+    fn stop(mut self) {
+        self.terminate();
         for _ in 0..100 {
             if let Some(exit) = self.child.try_wait().unwrap() {
                 assert!(exit.success(), "tessera exited with {exit}");
@@ -232,6 +236,19 @@ async fn memory_backend_is_chosen_by_config_alone() {
         !dir.path().join("hs256.secret").exists(),
         "a configured secret is used as is"
     );
+    // The container health check.
+    let healthy = format!("http://{}/healthz", server.addr);
+    assert!(tessera(&[])
+        .args(["probe", "--url", &healthy])
+        .status()
+        .unwrap()
+        .success());
+    let missing = format!("http://{}/nope", server.addr);
+    assert!(!tessera(&[])
+        .args(["probe", "--url", &missing])
+        .status()
+        .unwrap()
+        .success());
     server.stop();
 }
 
@@ -511,6 +528,40 @@ fn admin_cli_refuses_the_memory_backend_with_a_reason() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("persistent store"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(dir.path());
+    // Real Argon2 cost, so logins are still running when the signal lands.
+    env.push(("TESSERA_PASSWORDS__MEMORY_KIB", "19456".into()));
+    env.push(("TESSERA_PASSWORDS__ITERATIONS", "4".into()));
+    let server = Server::start(&env);
+    assert_eq!(server.register("patient").await, StatusCode::CREATED);
+    let server = std::sync::Arc::new(server);
+    let logins: Vec<_> = (0..6)
+        .map(|_| {
+            let server = std::sync::Arc::clone(&server);
+            tokio::spawn(async move { server.login("patient").await.status() })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.terminate();
+    for login in logins {
+        assert_eq!(
+            login.await.unwrap(),
+            StatusCode::OK,
+            "in-flight request finished"
+        );
+    }
+    let mut server = std::sync::Arc::into_inner(server).expect("sole owner");
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "clean exit after draining: {exit}");
+    assert!(
+        std::net::TcpStream::connect(server.addr).is_err(),
+        "no longer accepting"
+    );
+}
+
 #[tokio::test]
 async fn production_profile_refuses_to_start_with_weak_settings() {
     let output = tessera(&[
@@ -557,6 +608,99 @@ mod postgres {
     async fn throttling_is_shared_between_replicas_on_postgres() {
         let db = TestDatabase::create().await;
         throttling_is_shared_between_replicas(&env(db.url())).await;
+    }
+
+    /// The scaling-out story: three processes over one PostgreSQL share
+    /// users, sessions, revocation, throttling and keys.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_replicas_over_one_database_behave_as_one_server() {
+        let db = TestDatabase::create().await;
+        let keys = tempfile::tempdir().unwrap();
+        let keys_dir = keys.path().display().to_string();
+        run_ok(
+            &[],
+            &["keys", "generate", "--alg", "EdDSA", "--out", &keys_dir],
+        );
+        let mut env = env(db.url());
+        env.push(("TESSERA_TOKENS__ALGORITHM", "EdDSA".into()));
+        env.push(("TESSERA_TOKENS__KEYS_DIR", keys_dir));
+        env.push(("TESSERA_THROTTLE__MAX_FAILURES", "3".into()));
+        let [a, b, c] = [
+            Server::start(&env),
+            Server::start(&env),
+            Server::start(&env),
+        ];
+
+        assert_eq!(a.register("everywhere").await, StatusCode::CREATED);
+        let login: Value = b.login("everywhere").await.json().await.unwrap();
+        let refreshed: Value = c
+            .http
+            .post(c.url("/token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", login["refresh_token"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let access = refreshed["access_token"].as_str().expect("refreshed on c");
+        assert_eq!(b.me(access).await, StatusCode::OK);
+        let revoked = a
+            .http
+            .post(a.url("/revoke"))
+            .form(&[("token", refreshed["refresh_token"].as_str().unwrap())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), StatusCode::OK);
+        assert_eq!(
+            b.me(access).await,
+            StatusCode::UNAUTHORIZED,
+            "revoked on a, refused on b"
+        );
+
+        let mut jwks = Vec::new();
+        for server in [&a, &b, &c] {
+            let body: Value = server
+                .http
+                .get(server.url("/.well-known/jwks.json"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            jwks.push(body);
+        }
+        assert!(jwks.iter().all(|k| *k == jwks[0]), "one key set");
+
+        for server in [&a, &b, &c] {
+            assert!(login_with(server, "everywhere", "wrong guess")
+                .await
+                .is_none());
+        }
+        let throttled = a
+            .http
+            .post(a.url("/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "everywhere"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            throttled.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "counted across all three"
+        );
+        for server in [a, b, c] {
+            server.stop();
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,7 +67,7 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     println!("==> building the release server (all backends)");
     let status =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "-p", "auth-server", "--all-features"])
+            .args(crate::RELEASE_BUILD)
             .current_dir(root)
             .status()?;
     if !status.success() {
