@@ -785,6 +785,8 @@ mod postgres {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         assert!(recovered, "the server came back without a restart");
+        let ready_again = server.http.get(server.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready_again.status(), StatusCode::OK, "readiness flips back");
         assert_eq!(server.register("after").await, StatusCode::CREATED);
         server.stop();
     }
