@@ -18,6 +18,8 @@ struct Server {
     child: Child,
     addr: SocketAddr,
     http: reqwest::Client,
+    /// Every line the process wrote to stdout and stderr.
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 fn tessera(env: &[(&str, String)]) -> Command {
@@ -39,14 +41,25 @@ impl Server {
     fn start(env: &[(&str, String)]) -> Self {
         let mut child = tessera(env)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn tessera");
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let err_logs = std::sync::Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("tessera: {line}");
+                err_logs.lock().unwrap().push(line);
+            }
+        });
         let (tx, rx) = mpsc::channel();
+        let out_logs = std::sync::Arc::clone(&logs);
         // Keep draining the logs so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                out_logs.lock().unwrap().push(line.clone());
                 if let Ok(record) = serde_json::from_str::<Value>(&line) {
                     if let Some(addr) = record["fields"]["addr"].as_str() {
                         if record["fields"]["message"]
@@ -67,6 +80,7 @@ impl Server {
         Self {
             child,
             addr,
+            logs,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
@@ -560,6 +574,64 @@ async fn sigterm_lets_in_flight_requests_finish() {
         std::net::TcpStream::connect(server.addr).is_err(),
         "no longer accepting"
     );
+}
+
+/// Secrets must never reach the logs, even at debug level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_appears_in_the_logs_of_a_full_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "log-test-secret-log-test-secret-0123456789";
+    let mut env = sqlite_env(dir.path());
+    env.push(("TESSERA_TOKENS__SECRET", secret.into()));
+    env.push(("TESSERA_LOG__LEVEL", "debug".into()));
+    env.push(("TESSERA_LOG__FORMAT", "json".into()));
+    let server = Server::start(&env);
+    assert_eq!(server.register("secretive").await, StatusCode::CREATED);
+    let login: Value = server.login("secretive").await.json().await.unwrap();
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(server.me(&access).await, StatusCode::OK);
+    let form = |pairs: &[(&str, &str)]| {
+        server
+            .http
+            .post(server.url("/token"))
+            .form(&pairs.to_vec())
+            .send()
+    };
+    let rotated: Value = form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh2 = rotated["refresh_token"].as_str().unwrap().to_owned();
+    let access2 = rotated["access_token"].as_str().unwrap().to_owned();
+    // A reuse (logged as a security event) and a wrong password.
+    form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await.unwrap();
+    assert!(login_with(&server, "secretive", "wrong-password-attempt").await.is_none());
+    for path in ["/introspect", "/revoke"] {
+        server
+            .http
+            .post(server.url(path))
+            .form(&[("token", access2.as_str())])
+            .send()
+            .await
+            .unwrap();
+    }
+    let logs = server.logs.lock().unwrap().join("\n");
+    server.stop();
+    assert!(logs.contains("\"request\""), "request lines were logged: {logs}");
+    for (what, value) in [
+        ("password", PASSWORD),
+        ("wrong password", "wrong-password-attempt"),
+        ("access token", access.as_str()),
+        ("rotated access token", access2.as_str()),
+        ("refresh token", refresh.as_str()),
+        ("rotated refresh token", refresh2.as_str()),
+        ("signing secret", secret),
+    ] {
+        assert!(!logs.contains(value), "the {what} appears in the logs");
+    }
 }
 
 #[tokio::test]
