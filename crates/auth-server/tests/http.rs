@@ -825,3 +825,39 @@ async fn request_ids_are_echoed_or_generated() {
         Some("a".repeat(500).as_str())
     );
 }
+
+/// "No such user" and "wrong password" must cost the same: unknown users
+/// are verified against a dummy hash of the same cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_and_wrong_password_take_the_same_time() {
+    let mut config = common::test_config();
+    // Costly enough that hashing dominates, as in production.
+    config.passwords.memory_kib = 8 * 1024;
+    config.passwords.iterations = 2;
+    config.throttle.max_failures = 10_000;
+    let app = TestApp::with_config(config);
+    assert_eq!(app.register("timed", "timed@x.org").await.status, StatusCode::CREATED);
+    let mut unknown = Vec::new();
+    let mut wrong = Vec::new();
+    for i in 0..41 {
+        // Interleaved, so drift in machine load hits both alike.
+        for (login, samples) in [("nobody-here", &mut unknown), ("timed", &mut wrong)] {
+            let started = std::time::Instant::now();
+            let reply = app
+                .post_form("/token", &password_form(login, &format!("not it {i}")))
+                .await;
+            samples.push(started.elapsed());
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        }
+    }
+    let median = |v: &mut Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64()
+    };
+    let ratio = median(&mut unknown) / median(&mut wrong);
+    eprintln!("timing: unknown/wrong median ratio {ratio:.3}");
+    assert!(
+        (0.8..=1.25).contains(&ratio),
+        "unknown/wrong median ratio {ratio:.3}"
+    );
+}
