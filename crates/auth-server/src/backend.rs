@@ -198,6 +198,7 @@ async fn purge_periodically<S: Store>(state: std::sync::Arc<crate::AppState<S>>,
     let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
     loop {
         ticks.tick().await;
+        state.rate_limiter.forget_idle();
         match state.service.purge_expired().await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "deleted expired and revoked sessions"),

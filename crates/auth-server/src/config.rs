@@ -59,7 +59,32 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub passwords: HashingConfig,
     pub throttle: ThrottlePolicy,
+    pub rate_limit: RateLimitConfig,
     pub log: LogConfig,
+}
+
+/// Per-client-address limits on `POST /token` and `POST /users`, per
+/// process (an edge proxy does the global one).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    /// Sustained requests per minute per address; 0 turns the limit off.
+    pub per_minute: u32,
+    /// Requests an address may make at once before the rate applies.
+    pub burst: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (exact addresses). The
+    /// client is the rightmost address in it that is not such a proxy.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_minute: 120,
+            burst: 30,
+            trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,6 +166,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             passwords: HashingConfig::default(),
             throttle: ThrottlePolicy::default(),
+            rate_limit: RateLimitConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -43,5 +43,8 @@ pub fn build_state<S: Store>(
         service,
         scopes: config.tokens.scopes.clone(),
         jwks: keys_jwks.iter().map(Into::into).collect(),
+        rate_limiter: Arc::new(crate::api::rate_limit::AddressLimiter::new(
+            &config.rate_limit,
+        )),
     }))
 }

@@ -30,6 +30,8 @@ fn tessera(env: &[(&str, String)]) -> Command {
         .env("TESSERA_PASSWORDS__MEMORY_KIB", "1024")
         .env("TESSERA_PASSWORDS__ITERATIONS", "1")
         .env("TESSERA_STORAGE__CONNECT_TIMEOUT", "5s")
+        // Every test client is 127.0.0.1; the limit has its own test.
+        .env("TESSERA_RATE_LIMIT__PER_MINUTE", "0")
         .env_remove("RUST_LOG");
     for (key, value) in env {
         command.env(key, value);
@@ -576,6 +578,88 @@ async fn sigterm_lets_in_flight_requests_finish() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_address_rate_limit_with_trusted_proxies_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(dir.path());
+    env.push(("TESSERA_RATE_LIMIT__PER_MINUTE", "60".into()));
+    env.push(("TESSERA_RATE_LIMIT__BURST", "3".into()));
+    let server = Server::start(&env);
+    let attempt = |forwarded: Option<&'static str>| {
+        let mut request = server.http.post(server.url("/token")).form(&[
+            ("grant_type", "password"),
+            ("username", "nobody"),
+            ("password", "irrelevant"),
+        ]);
+        if let Some(ip) = forwarded {
+            request = request.header("x-forwarded-for", ip);
+        }
+        request.send()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            attempt(None).await.unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+    let limited = attempt(None).await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(limited.headers()["cache-control"], "no-store");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    // Registration shares the limit and answers in problem details.
+    let register = server
+        .http
+        .post(server.url("/users"))
+        .json(&json!({"username": "late", "email": "late@x.org", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), StatusCode::TOO_MANY_REQUESTS);
+    // X-Forwarded-For from an untrusted peer is ignored: still limited.
+    assert_eq!(
+        attempt(Some("203.0.113.7")).await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    server.stop();
+
+    // Behind a trusted proxy (127.0.0.1 here), each forwarded client has its own bucket.
+    env.push((
+        "TESSERA_RATE_LIMIT__TRUSTED_PROXIES",
+        "[\"127.0.0.1\"]".into(),
+    ));
+    let proxied = Server::start(&env);
+    let attempt = |ip: &'static str| {
+        proxied
+            .http
+            .post(proxied.url("/token"))
+            .header("x-forwarded-for", ip)
+            // Another name than above: account throttling must not interfere.
+            .form(&[
+                ("grant_type", "password"),
+                ("username", ip),
+                ("password", "x"),
+            ])
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            attempt("198.51.100.1").await.unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        attempt("198.51.100.1").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        attempt("198.51.100.2").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    proxied.stop();
+}
+
 /// Secrets must never reach the logs, even at debug level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_the_logs_of_a_full_session() {
@@ -607,8 +691,12 @@ async fn no_secret_appears_in_the_logs_of_a_full_session() {
     let refresh2 = rotated["refresh_token"].as_str().unwrap().to_owned();
     let access2 = rotated["access_token"].as_str().unwrap().to_owned();
     // A reuse (logged as a security event) and a wrong password.
-    form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await.unwrap();
-    assert!(login_with(&server, "secretive", "wrong-password-attempt").await.is_none());
+    form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .await
+        .unwrap();
+    assert!(login_with(&server, "secretive", "wrong-password-attempt")
+        .await
+        .is_none());
     for path in ["/introspect", "/revoke"] {
         server
             .http
@@ -620,7 +708,10 @@ async fn no_secret_appears_in_the_logs_of_a_full_session() {
     }
     let logs = server.logs.lock().unwrap().join("\n");
     server.stop();
-    assert!(logs.contains("\"request\""), "request lines were logged: {logs}");
+    assert!(
+        logs.contains("\"request\""),
+        "request lines were logged: {logs}"
+    );
     for (what, value) in [
         ("password", PASSWORD),
         ("wrong password", "wrong-password-attempt"),

@@ -836,7 +836,10 @@ async fn unknown_user_and_wrong_password_take_the_same_time() {
     config.passwords.iterations = 2;
     config.throttle.max_failures = 10_000;
     let app = TestApp::with_config(config);
-    assert_eq!(app.register("timed", "timed@x.org").await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.register("timed", "timed@x.org").await.status,
+        StatusCode::CREATED
+    );
     let mut unknown = Vec::new();
     let mut wrong = Vec::new();
     for i in 0..41 {

@@ -6,6 +6,7 @@ mod middleware;
 mod oauth;
 mod ops;
 pub mod problem;
+pub mod rate_limit;
 mod users;
 
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct AppState<S> {
     pub scopes: Vec<String>,
     /// Published at `/.well-known/jwks.json`, computed once at start-up.
     pub jwks: Vec<PublicJwk>,
+    /// Per-address limits on the hashing endpoints.
+    pub rate_limiter: Arc<rate_limit::AddressLimiter>,
 }
 
 pub use discovery::PublicJwk;
@@ -64,6 +67,10 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .catch_all_error(|err| async move { problem::framework_error(err) })
+        .around({
+            let limiter = Arc::clone(&state.rate_limiter);
+            move |next, req| rate_limit::limit(next, req, Arc::clone(&limiter))
+        })
         .around(middleware::response_headers)
         .around(middleware::observe_request)
 }

@@ -1,0 +1,105 @@
+//! Per-address rate limit on the endpoints that cost an Argon2 hash
+//! (`POST /token`, `POST /users`), with `governor`.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use poem::http::{Method, StatusCode};
+use poem::{Endpoint, IntoResponse, Request, Response, Result};
+
+use super::problem::{OAuthError, ProblemResponse};
+use crate::config::RateLimitConfig;
+
+/// The limiter and who may tell us the client's address.
+#[derive(Debug)]
+pub struct AddressLimiter {
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    trusted_proxies: Vec<IpAddr>,
+}
+
+impl AddressLimiter {
+    pub fn new(config: &RateLimitConfig) -> Self {
+        let limiter = NonZeroU32::new(config.per_minute).map(|rate| {
+            let burst = NonZeroU32::new(config.burst).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst))
+        });
+        Self {
+            limiter,
+            trusted_proxies: config.trusted_proxies.clone(),
+        }
+    }
+
+    /// Forgets idle addresses (called with the periodic purge).
+    pub fn forget_idle(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+        }
+    }
+
+    /// The client address: the peer, or, when the peer is a trusted proxy,
+    /// the rightmost `X-Forwarded-For` entry that is not one.
+    fn client(&self, req: &Request) -> IpAddr {
+        let peer = req
+            .remote_addr()
+            .as_socket_addr()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |addr| addr.ip());
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        req.headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+            .rev()
+            .find(|ip| !self.trusted_proxies.contains(ip))
+            .unwrap_or(peer)
+    }
+
+    /// `Some(wait)` when the request must be refused.
+    fn check(&self, req: &Request) -> Option<Duration> {
+        let limiter = self.limiter.as_ref()?;
+        let limited =
+            req.method() == Method::POST && matches!(req.uri().path(), "/token" | "/users");
+        if !limited {
+            return None;
+        }
+        limiter
+            .check_key(&self.client(req))
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// Refuses over-limit requests with 429 and `Retry-After`, in the error
+/// shape of the endpoint's family.
+pub async fn limit<E: Endpoint>(
+    next: E,
+    req: Request,
+    limiter: Arc<AddressLimiter>,
+) -> Result<Response> {
+    let Some(wait) = limiter.check(&req) else {
+        return next.call(req).await.map(IntoResponse::into_response);
+    };
+    let retry_after = wait.as_secs().max(1).to_string();
+    let detail = "too many requests from this address; slow down";
+    Ok(if req.uri().path() == "/token" {
+        OAuthError::TooManyRequests(
+            poem_openapi::payload::Json(super::problem::OAuthErrorBody {
+                error: "temporarily_unavailable".into(),
+                error_description: detail.into(),
+            }),
+            retry_after,
+        )
+        .into_response()
+    } else {
+        let problem = super::problem::Problem::new(StatusCode::TOO_MANY_REQUESTS, detail);
+        ProblemResponse::TooManyRequests(poem_openapi::payload::Json(problem), retry_after)
+            .into_response()
+    })
+}
