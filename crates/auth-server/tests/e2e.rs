@@ -660,6 +660,81 @@ async fn per_address_rate_limit_with_trusted_proxies_only() {
     proxied.stop();
 }
 
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// 1,000 simultaneous logins at the real Argon2 cost: memory stays bounded
+/// by the hashing threads, the excess is shed with 503 + Retry-After, and
+/// `/users/me` keeps answering meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_concurrent_logins_keep_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(dir.path());
+    env.push(("TESSERA_PASSWORDS__MEMORY_KIB", "19456".into()));
+    env.push(("TESSERA_PASSWORDS__ITERATIONS", "2".into()));
+    env.push(("TESSERA_PASSWORDS__MAX_CONCURRENT", "2".into()));
+    env.push(("TESSERA_THROTTLE__MAX_FAILURES", "100000".into()));
+    let server = std::sync::Arc::new(Server::start(&env));
+    assert_eq!(server.register("crowd").await, StatusCode::CREATED);
+    let token = server.token("crowd").await;
+    let before = peak_rss_mib(server.child.id());
+    let storm: Vec<_> = (0..1000)
+        .map(|_| {
+            let server = std::sync::Arc::clone(&server);
+            tokio::spawn(async move {
+                let reply = server.login("crowd").await;
+                let retry = reply.headers().contains_key("retry-after");
+                (reply.status(), retry)
+            })
+        })
+        .collect();
+    let mut me_latencies = Vec::new();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        assert_eq!(server.me(&token).await, StatusCode::OK);
+        me_latencies.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut ok = 0;
+    let mut shed = 0;
+    for login in storm {
+        match login.await.unwrap() {
+            (StatusCode::OK, _) => ok += 1,
+            (StatusCode::SERVICE_UNAVAILABLE, true) => shed += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    let peak = peak_rss_mib(server.child.id());
+    me_latencies.sort();
+    eprintln!(
+        "1000 concurrent logins: {ok} served, {shed} shed; peak RSS {before:.1} MiB before, \
+         {peak:.1} MiB during; /users/me during the storm: median {:?}, max {:?}",
+        me_latencies[me_latencies.len() / 2],
+        me_latencies[me_latencies.len() - 1]
+    );
+    assert_eq!(ok + shed, 1000);
+    assert!(shed > 0, "the bounded queue sheds the excess");
+    assert!(ok >= 2, "hashing kept going");
+    // 19 MiB per hashing thread, plus a modest base for the process and
+    // a thousand open connections (measured: about 100 MiB in all).
+    assert!(peak <= 19.0 * 2.0 + 96.0, "peak RSS {peak:.1} MiB");
+    assert!(
+        me_latencies[me_latencies.len() / 2] < Duration::from_millis(100),
+        "/users/me never waits behind hashing"
+    );
+    std::sync::Arc::into_inner(server)
+        .expect("sole owner")
+        .stop();
+}
+
 /// Secrets must never reach the logs, even at debug level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_the_logs_of_a_full_session() {
