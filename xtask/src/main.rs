@@ -27,6 +27,8 @@ pub const RELEASE_BUILD: &[&str] = &[
 
 /// The schema checker for the Kubernetes manifests, pinned.
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+/// The schema-based API fuzzer, pinned.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "Tessera project tasks")]
@@ -58,6 +60,8 @@ enum Task {
     Openapi,
     /// Check deploy/: Dockerfile build command, Kubernetes schemas, compose wiring.
     CheckDeploy,
+    /// Fuzz the live API against its own OpenAPI document (schemathesis).
+    ApiFuzz,
     /// Load-test the release server on each backend, side by side.
     Bench {
         /// memory, sqlite, postgres or all.
@@ -80,7 +84,7 @@ enum Task {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Ci => ci(),
-        Task::Test { args } => test(&args),
+        Task::Test { args } => test(&args).map(|_| ()),
         Task::Dev => cargo(&["run", "--release", "-p", "auth-server"], &[]),
         Task::Migrate { backend, url } => {
             let mut env = vec![("TESSERA_STORAGE__BACKEND", backend)];
@@ -127,6 +131,7 @@ fn main() -> Result<()> {
             )
         }
         Task::CheckDeploy => check_deploy(),
+        Task::ApiFuzz => api_fuzz(),
         Task::Openapi => cargo(
             &[
                 "run",
@@ -159,12 +164,19 @@ fn ci() -> Result<()> {
         )
     })?;
     step("deploy files", check_deploy)?;
-    step("tests", || test(&[]))?;
+    let mut totals = TestTotals::default();
+    step("tests", || {
+        totals = test(&[])?;
+        Ok(())
+    })?;
+    step("API fuzzing (schemathesis)", api_fuzz)?;
     println!("xtask ci: all checks passed");
+    // The run's closing line: the test totals.
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
     Ok(())
 }
 
-fn test(extra: &[String]) -> Result<()> {
+fn test(extra: &[String]) -> Result<TestTotals> {
     require_postgres()?;
     let mut args: Vec<&str> = vec!["test", "--workspace", "--all-features", "--no-fail-fast"];
     if !extra.is_empty() {
@@ -192,7 +204,7 @@ fn test(extra: &[String]) -> Result<()> {
     if totals.passed == 0 {
         bail!("no test ran");
     }
-    Ok(())
+    Ok(totals)
 }
 
 /// Sums cargo's per-binary `test result:` lines.
@@ -253,18 +265,14 @@ fn check_deploy() -> Result<()> {
     if !dockerfile.lines().any(|line| line.trim() == expected) {
         bail!("deploy/Dockerfile must build with `{expected}` (the command CI and the bench use)");
     }
-    let venv = root.join(".venv-tools");
-    let python = venv.join("bin/python");
-    if !venv.join("bin/kubernetes-validate").exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(&python).args(["-m", "pip", "install", "-q", KUBERNETES_VALIDATE]))?;
-    }
+    let validate = python_tool("kubernetes-validate", KUBERNETES_VALIDATE)?;
+    let python = root.join(".venv-tools/bin/python");
     let mut manifests: Vec<PathBuf> = std::fs::read_dir(root.join("deploy/k8s"))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
         .collect();
     manifests.sort();
-    run(Command::new(venv.join("bin/kubernetes-validate"))
+    run(Command::new(validate)
         .args(["--strict", "--quiet"])
         .args(&manifests))?;
     run(Command::new(&python)
@@ -276,6 +284,74 @@ fn check_deploy() -> Result<()> {
         manifests.len()
     );
     Ok(())
+}
+
+/// Python tools CI uses, in a git-ignored venv, installed when missing.
+fn python_tool(binary: &str, requirement: &str) -> Result<PathBuf> {
+    let venv = workspace_root().join(".venv-tools");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    let tool = venv.join("bin").join(binary);
+    if !tool.exists() {
+        run(Command::new(&python).args(["-m", "pip", "install", "-q", requirement]))?;
+    }
+    Ok(tool)
+}
+
+/// Starts the server (memory backend, debug build) and runs schemathesis on
+/// its `/openapi.json` with a valid bearer token: any 5xx, or any response
+/// that does not match the documented status codes, content types, headers
+/// or schemas, fails the run.
+fn api_fuzz() -> Result<()> {
+    let schemathesis = python_tool("schemathesis", SCHEMATHESIS)?;
+    cargo(&["build", "-q", "-p", "auth-server", "--all-features"], &[])?;
+    let data = tempfile::tempdir()?;
+    let server = bench::server::Server::start(
+        &workspace_root().join("target/debug/tessera"),
+        &[
+            ("TESSERA_STORAGE__BACKEND", "memory".into()),
+            ("TESSERA_DATA_DIR", data.path().display().to_string()),
+            ("TESSERA_PASSWORDS__MEMORY_KIB", "1024".into()),
+            ("TESSERA_PASSWORDS__ITERATIONS", "1".into()),
+            ("TESSERA_RATE_LIMIT__PER_MINUTE", "0".into()),
+            ("TESSERA_THROTTLE__MAX_FAILURES", "1000000".into()),
+        ],
+    )?;
+    let addr = server.addr;
+    let token = tokio::runtime::Runtime::new()?.block_on(async {
+        use bench::load::call;
+        let body = r#"{"username":"fuzzer","email":"fuzzer@example.org","password":"correct horse battery"}"#;
+        call(addr, hyper::Method::POST, "/users", "application/json", body.into()).await?;
+        let form = "grant_type=password&username=fuzzer&password=correct+horse+battery";
+        let (_, grant) = call(
+            addr,
+            hyper::Method::POST,
+            "/token",
+            "application/x-www-form-urlencoded",
+            form.into(),
+        )
+        .await?;
+        grant["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no access token for the fuzzer")
+    })?;
+    let result = run(Command::new(schemathesis)
+        .arg("run")
+        .arg(format!("http://{addr}/openapi.json"))
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+        ])
+        .args(["--max-examples", "50", "--seed", "1"])
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {token}")));
+    server.stop();
+    result
 }
 
 /// Kinds and wiring the deploy README promises (PyYAML comes with kubernetes-validate).

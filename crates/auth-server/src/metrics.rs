@@ -45,6 +45,15 @@ const ROUTES: &[&str] = &[
     "/docs",
 ];
 
+/// The methods a route answers (for `Allow` on 405, RFC 9110 15.5.6).
+pub fn allowed_methods(path: &str) -> &'static str {
+    match route_template(path) {
+        "/users" | "/users/me/password" | "/token" | "/revoke" | "/introspect" => "POST",
+        "unmatched" => "",
+        _ => "GET, HEAD",
+    }
+}
+
 pub fn route_template(path: &str) -> &'static str {
     if path.starts_with("/docs/") {
         return "/docs";

@@ -3,8 +3,8 @@
 //! ratios (not the absolute numbers, which drift on shared machines) carry
 //! the claims.
 
-mod load;
-mod server;
+pub mod load;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -28,7 +28,7 @@ pub struct ServerMetadata {
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// Empty: there is no authorization endpoint.
     pub response_types_supported: Vec<String>,
-    #[oai(skip_serializing_if_is_empty)]
+    /// The scopes clients may request (possibly none).
     pub scopes_supported: Vec<String>,
 }
 

@@ -19,7 +19,14 @@ const CSP_DOCS: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; \
 pub async fn response_headers<E: Endpoint>(next: E, req: Request) -> Result<Response> {
     let path = req.uri().path().to_owned();
     let mut resp = next.get_response(req).await;
+    let status = resp.status();
     let headers = resp.headers_mut();
+    if status == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(
+            header::ALLOW,
+            HeaderValue::from_static(crate::metrics::allowed_methods(&path)),
+        );
+    }
     if OAUTH_PATHS.contains(&path.as_str()) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

@@ -24,6 +24,7 @@ enum OAuthTag {
 #[derive(Object)]
 pub struct TokenRequest {
     /// `password` or `refresh_token`.
+    #[oai(validator(min_length = 1))]
     pub grant_type: String,
     /// Username or email (password grant).
     pub username: Option<String>,
@@ -69,7 +70,7 @@ impl From<LoginGrant> for TokenResponse {
 #[allow(dead_code)]
 #[derive(Object)]
 pub struct TokenParam {
-    #[oai(write_only)]
+    #[oai(write_only, validator(min_length = 1))]
     pub token: String,
     /// `access_token` or `refresh_token`; a hint only.
     pub token_type_hint: Option<String>,

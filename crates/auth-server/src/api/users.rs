@@ -30,12 +30,14 @@ pub struct BearerToken(Bearer);
 #[allow(dead_code)]
 #[derive(Object)]
 pub struct RegisterRequest {
-    /// 3–32 characters of `A-Z a-z 0-9 _ . -`; unique ignoring case.
+    /// 3–32 characters of `A-Z a-z 0-9 _ . -` (after NFKC); unique ignoring case.
+    #[oai(validator(min_length = 3, max_length = 32))]
     pub username: String,
     /// A valid address of at most 254 characters; unique ignoring case.
+    #[oai(validator(min_length = 3, max_length = 254))]
     pub email: String,
     /// 8–128 characters, not common, not equal to the username or email.
-    #[oai(write_only)]
+    #[oai(write_only, validator(min_length = 8, max_length = 128))]
     pub password: String,
 }
 
@@ -64,10 +66,10 @@ impl From<User> for PublicUser {
 #[allow(dead_code)]
 #[derive(Object)]
 pub struct ChangePasswordRequest {
-    #[oai(write_only)]
+    #[oai(write_only, validator(min_length = 1))]
     pub current_password: String,
     /// The same rules as at registration.
-    #[oai(write_only)]
+    #[oai(write_only, validator(min_length = 8, max_length = 128))]
     pub new_password: String,
 }
 
