@@ -113,8 +113,12 @@ async fn read_json_object(req: &Request, body: &mut RequestBody) -> Result<JsonF
     if !is_json {
         return Err(BodyError::UnsupportedMediaType);
     }
-    let bytes = read_limited(req, body).await?;
-    match serde_json::from_slice::<Value>(&bytes) {
+    parse_json_object(&read_limited(req, body).await?)
+}
+
+/// A JSON object, or why the bytes are not one. Public for the fuzzers.
+pub fn parse_json_object(bytes: &[u8]) -> Result<JsonFields, BodyError> {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(JsonFields(map)),
         Ok(_) => Err(BodyError::Malformed(
             "the body must be a JSON object".into(),
@@ -184,7 +188,8 @@ fn decode_component(raw: &str) -> Result<String, BodyError> {
     Ok(decoded.into_owned())
 }
 
-fn parse_form(bytes: &[u8]) -> Result<FormParams, BodyError> {
+/// Strictly decoded form parameters. Public for the fuzzers.
+pub fn parse_form(bytes: &[u8]) -> Result<FormParams, BodyError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| BodyError::Malformed("the form is not valid UTF-8".into()))?;
     let mut params = Vec::new();
