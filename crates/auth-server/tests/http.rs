@@ -864,3 +864,35 @@ async fn unknown_user_and_wrong_password_take_the_same_time() {
         "unknown/wrong median ratio {ratio:.3}"
     );
 }
+
+/// A hash made with older (cheaper) parameters is replaced at the next
+/// successful login, with the configured ones.
+#[tokio::test]
+async fn login_upgrades_hashes_made_with_old_parameters() {
+    use auth_core::UserStore;
+    let store = store_memory::MemoryStore::new();
+    let mut old = common::test_config();
+    old.passwords.memory_kib = 1024;
+    let before = TestApp::with_store(store.clone(), old);
+    assert_eq!(
+        before.register("upgrader", "up@x.org").await.status,
+        StatusCode::CREATED
+    );
+    let hash_of = |store: store_memory::MemoryStore| async move {
+        store
+            .find_user_by_username("upgrader")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+    };
+    assert!(hash_of(store.clone()).await.contains("m=1024,"));
+
+    let mut new = common::test_config();
+    new.passwords.memory_kib = 2048;
+    let after = TestApp::with_store(store.clone(), new);
+    after.login("upgrader", PASSWORD).await;
+    let upgraded = hash_of(store.clone()).await;
+    assert!(upgraded.contains("m=2048,"), "{upgraded}");
+    after.login("upgrader", PASSWORD).await;
+}

@@ -52,7 +52,12 @@ impl TestApp {
     }
 
     pub fn with_config(config: Config) -> Self {
-        let state = build_state(MemoryStore::new(), &config).unwrap();
+        Self::with_store(MemoryStore::new(), config)
+    }
+
+    /// An app over `store` (clones share data: two apps, one store).
+    pub fn with_store(store: MemoryStore, config: Config) -> Self {
+        let state = build_state(store, &config).unwrap();
         let endpoint = auth_server::app(Arc::clone(&state))
             .map_to_response()
             .boxed();
