@@ -351,7 +351,8 @@ impl<S: Store> AuthService<S> {
             .map(|(_, user)| user)
     }
 
-    async fn current_session(&self, access_token: &str) -> Result<(Session, User), AuthError> {
+    /// The active session and user a bearer token stands for.
+    pub async fn current_session(&self, access_token: &str) -> Result<(Session, User), AuthError> {
         let claims = self.tokens.verify(access_token)?;
         self.active_session_of(&claims).await
     }
@@ -443,14 +444,15 @@ impl<S: Store> AuthService<S> {
         }))
     }
 
-    /// Changes the password of the token's user and ends every other session.
+    /// Changes the password of an authenticated user (see
+    /// [`current_session`](Self::current_session)) and ends every other session.
     pub async fn change_password(
         &self,
-        access_token: &str,
+        session: &Session,
+        user: &User,
         current_password: &str,
         new_password: &str,
     ) -> Result<(), AuthError> {
-        let (session, user) = self.current_session(access_token).await?;
         let verification = self
             .hasher
             .verify(Some(&user.password_hash), current_password)

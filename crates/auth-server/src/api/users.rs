@@ -138,11 +138,11 @@ impl<S: Store> UsersApi<S> {
         body: JsonObject<ChangePasswordRequest>,
     ) -> Result<PasswordChanged, ProblemResponse> {
         // Authenticate before looking at the body: a bad token is 401 whatever was sent.
-        self.state.service.current_user(&auth.0.token).await?;
+        let service = &self.state.service;
+        let (session, user) = service.current_session(&auth.0.token).await?;
         let [current, new] = body.result?.strings(["current_password", "new_password"])?;
-        self.state
-            .service
-            .change_password(&auth.0.token, &current, &new)
+        service
+            .change_password(&session, &user, &current, &new)
             .await?;
         Ok(PasswordChanged::NoContent)
     }
