@@ -135,6 +135,14 @@ impl ProblemResponse {
         Self::Unprocessable(Json(problem))
     }
 
+    /// 429 with `Retry-After` (throttled account or rate-limited address).
+    pub fn too_many_requests(detail: impl Into<String>, wait: std::time::Duration) -> Self {
+        Self::TooManyRequests(
+            Json(Problem::new(StatusCode::TOO_MANY_REQUESTS, detail)),
+            retry_after(wait),
+        )
+    }
+
     pub fn invalid_token(reason: TokenError) -> Self {
         Self::Unauthorized(
             Json(Problem::new(StatusCode::UNAUTHORIZED, reason.to_string())),
@@ -162,10 +170,9 @@ impl From<AuthError> for ProblemResponse {
                 Self::from_status(StatusCode::BAD_REQUEST, err.to_string())
             }
             AuthError::UserNotFound => Self::from_status(StatusCode::NOT_FOUND, err.to_string()),
-            AuthError::Throttled { retry_after: wait } => Self::TooManyRequests(
-                Json(Problem::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())),
-                retry_after(wait),
-            ),
+            AuthError::Throttled { retry_after: wait } => {
+                Self::too_many_requests(err.to_string(), wait)
+            }
             AuthError::Overloaded => Self::Unavailable(
                 Json(Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -244,6 +251,14 @@ impl OAuthError {
         Self::BadRequest(oauth_body("invalid_request", description))
     }
 
+    /// 429 `temporarily_unavailable` with `Retry-After`.
+    pub fn too_many_requests(description: impl Into<String>, wait: std::time::Duration) -> Self {
+        Self::TooManyRequests(
+            oauth_body("temporarily_unavailable", description),
+            retry_after(wait),
+        )
+    }
+
     pub fn unsupported_grant_type() -> Self {
         Self::BadRequest(oauth_body(
             "unsupported_grant_type",
@@ -261,10 +276,9 @@ impl From<AuthError> for OAuthError {
             AuthError::AccountDisabled => {
                 Self::BadRequest(oauth_body("invalid_grant", "the account is disabled"))
             }
-            AuthError::Throttled { retry_after: wait } => Self::TooManyRequests(
-                oauth_body("temporarily_unavailable", err.to_string()),
-                retry_after(wait),
-            ),
+            AuthError::Throttled { retry_after: wait } => {
+                Self::too_many_requests(err.to_string(), wait)
+            }
             AuthError::InvalidRefreshToken => {
                 Self::BadRequest(oauth_body("invalid_grant", err.to_string()))
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use poem::http::{Method, StatusCode};
+use poem::http::Method;
 use poem::{Endpoint, IntoResponse, Request, Response, Result};
 
 use super::problem::{OAuthError, ProblemResponse};
@@ -86,20 +86,10 @@ pub async fn limit<E: Endpoint>(
     let Some(wait) = limiter.check(&req) else {
         return next.call(req).await.map(IntoResponse::into_response);
     };
-    let retry_after = wait.as_secs().max(1).to_string();
     let detail = "too many requests from this address; slow down";
     Ok(if req.uri().path() == "/token" {
-        OAuthError::TooManyRequests(
-            poem_openapi::payload::Json(super::problem::OAuthErrorBody {
-                error: "temporarily_unavailable".into(),
-                error_description: detail.into(),
-            }),
-            retry_after,
-        )
-        .into_response()
+        OAuthError::too_many_requests(detail, wait).into_response()
     } else {
-        let problem = super::problem::Problem::new(StatusCode::TOO_MANY_REQUESTS, detail);
-        ProblemResponse::TooManyRequests(poem_openapi::payload::Json(problem), retry_after)
-            .into_response()
+        ProblemResponse::too_many_requests(detail, wait).into_response()
     })
 }
