@@ -94,6 +94,16 @@ impl Server {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// POSTs a form (the OAuth endpoints) and returns the answer.
+    async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .form(pairs)
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn register(&self, username: &str) -> StatusCode {
         self.http
             .post(self.url("/users"))
@@ -105,16 +115,15 @@ impl Server {
     }
 
     async fn login(&self, username: &str) -> reqwest::Response {
-        self.http
-            .post(self.url("/token"))
-            .form(&[
+        self.post_form(
+            "/token",
+            &[
                 ("grant_type", "password"),
                 ("username", username),
                 ("password", PASSWORD),
-            ])
-            .send()
-            .await
-            .unwrap()
+            ],
+        )
+        .await
     }
 
     async fn token(&self, username: &str) -> String {
@@ -373,16 +382,15 @@ async fn throttling_is_shared_between_replicas(env: &[(&str, String)]) {
     }
     for server in [&a, &b] {
         let reply = server
-            .http
-            .post(server.url("/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", "shared"),
-                ("password", PASSWORD),
-            ])
-            .send()
-            .await
-            .unwrap();
+            .post_form(
+                "/token",
+                &[
+                    ("grant_type", "password"),
+                    ("username", "shared"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
         assert_eq!(reply.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(reply.headers().contains_key("retry-after"));
     }
@@ -417,16 +425,15 @@ fn run_with_stdin(env: &[(&str, String)], args: &[&str], stdin: &str) -> std::pr
 
 async fn login_with(server: &Server, username: &str, password: &str) -> Option<String> {
     let reply = server
-        .http
-        .post(server.url("/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", username),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .post_form(
+            "/token",
+            &[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await;
     if reply.status() != StatusCode::OK {
         return None;
     }
@@ -760,36 +767,25 @@ async fn no_secret_appears_in_the_logs_of_a_full_session() {
     let access = login["access_token"].as_str().unwrap().to_owned();
     let refresh = login["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(server.me(&access).await, StatusCode::OK);
-    let form = |pairs: &[(&str, &str)]| {
-        server
-            .http
-            .post(server.url("/token"))
-            .form(&pairs.to_vec())
-            .send()
-    };
-    let rotated: Value = form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+    let refresh_grant = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let rotated: Value = server
+        .post_form("/token", &refresh_grant)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let refresh2 = rotated["refresh_token"].as_str().unwrap().to_owned();
     let access2 = rotated["access_token"].as_str().unwrap().to_owned();
     // A reuse (logged as a security event) and a wrong password.
-    form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
-        .await
-        .unwrap();
+    server.post_form("/token", &refresh_grant).await;
     assert!(login_with(&server, "secretive", "wrong-password-attempt")
         .await
         .is_none());
     for path in ["/introspect", "/revoke"] {
-        server
-            .http
-            .post(server.url(path))
-            .form(&[("token", access2.as_str())])
-            .send()
-            .await
-            .unwrap();
+        server.post_form(path, &[("token", access2.as_str())]).await;
     }
     let logs = server.logs.lock().unwrap().join("\n");
     server.stop();
@@ -882,27 +878,25 @@ mod postgres {
         assert_eq!(a.register("everywhere").await, StatusCode::CREATED);
         let login: Value = b.login("everywhere").await.json().await.unwrap();
         let refreshed: Value = c
-            .http
-            .post(c.url("/token"))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", login["refresh_token"].as_str().unwrap()),
-            ])
-            .send()
+            .post_form(
+                "/token",
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", login["refresh_token"].as_str().unwrap()),
+                ],
+            )
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
         let access = refreshed["access_token"].as_str().expect("refreshed on c");
         assert_eq!(b.me(access).await, StatusCode::OK);
         let revoked = a
-            .http
-            .post(a.url("/revoke"))
-            .form(&[("token", refreshed["refresh_token"].as_str().unwrap())])
-            .send()
-            .await
-            .unwrap();
+            .post_form(
+                "/revoke",
+                &[("token", refreshed["refresh_token"].as_str().unwrap())],
+            )
+            .await;
         assert_eq!(revoked.status(), StatusCode::OK);
         assert_eq!(
             b.me(access).await,
@@ -931,16 +925,15 @@ mod postgres {
                 .is_none());
         }
         let throttled = a
-            .http
-            .post(a.url("/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", "everywhere"),
-                ("password", PASSWORD),
-            ])
-            .send()
-            .await
-            .unwrap();
+            .post_form(
+                "/token",
+                &[
+                    ("grant_type", "password"),
+                    ("username", "everywhere"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
         assert_eq!(
             throttled.status(),
             StatusCode::TOO_MANY_REQUESTS,
