@@ -5,6 +5,13 @@ use uuid::Uuid;
 
 use crate::validation::{Email, Username};
 
+/// `t` cut to the finest precision every store keeps: milliseconds, because
+/// MongoDB dates hold no more. Times that must read back equal to what was
+/// written (creation times) go through this.
+pub fn to_stored_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
 /// A stored account.
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
@@ -55,9 +62,7 @@ impl std::fmt::Debug for NewUser {
 impl NewUser {
     /// A fresh record with a time-ordered id (UUIDv7 keeps index inserts local).
     pub fn new(username: Username, email: Email, password_hash: String) -> Self {
-        let now = Utc::now();
-        // Stores keep microseconds at most; truncate so what we return equals what we read back.
-        let created_at = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+        let created_at = to_stored_precision(Utc::now());
         Self {
             id: Uuid::now_v7(),
             username,
@@ -143,4 +148,29 @@ pub enum Consumed {
     },
     /// Unknown, expired, or its session is over.
     Invalid,
+}
+
+impl Consumed {
+    /// The outcome for a presented token that this call did not rotate,
+    /// given what the store holds for it (the token, its session and user):
+    /// [`Consumed::AlreadyUsed`] only for a used, unexpired token of an
+    /// active session, otherwise [`Consumed::Invalid`]. Shared by the
+    /// adapters so the rule is written once.
+    pub fn not_rotated(
+        found: Option<(RefreshTokenRecord, Session, User)>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        match found {
+            Some((token, session, user))
+                if token.used_at.is_some() && token.expires_at > now && session.is_active(now) =>
+            {
+                Consumed::AlreadyUsed {
+                    token,
+                    session,
+                    user,
+                }
+            }
+            _ => Consumed::Invalid,
+        }
+    }
 }

@@ -183,14 +183,16 @@ pub trait ThrottleStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<ThrottleState>, StoreError>> + Send;
 
     /// Replaces the state of `key` with `update(current)`, atomically: of
-    /// concurrent updates none is lost. Returns the new state.
+    /// concurrent updates none is lost. Returns the new state. `update` must
+    /// be a pure function of the state: an optimistic store (MongoDB) calls
+    /// it again when another writer got in first.
     fn update_throttle<F>(
         &self,
         key: &str,
         update: F,
     ) -> impl Future<Output = Result<ThrottleState, StoreError>> + Send
     where
-        F: FnOnce(Option<ThrottleState>) -> ThrottleState + Send;
+        F: Fn(Option<ThrottleState>) -> ThrottleState + Send + Sync;
 
     /// Forgets `key` (after a successful login).
     fn clear_throttle(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;

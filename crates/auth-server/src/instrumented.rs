@@ -127,7 +127,7 @@ impl<S: ThrottleStore> ThrottleStore for Instrumented<S> {
 
     async fn update_throttle<F>(&self, key: &str, update: F) -> Result<ThrottleState, StoreError>
     where
-        F: FnOnce(Option<ThrottleState>) -> ThrottleState + Send,
+        F: Fn(Option<ThrottleState>) -> ThrottleState + Send + Sync,
     {
         timed!("update_throttle", self.0.update_throttle(key, update))
     }

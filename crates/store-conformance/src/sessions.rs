@@ -19,8 +19,7 @@ pub struct Fixture {
 
 /// Time truncated to microseconds, as every store keeps it.
 pub fn now() -> DateTime<Utc> {
-    let t = Utc::now();
-    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+    auth_core::model::to_stored_precision(Utc::now())
 }
 
 fn digest(seed: &str) -> TokenDigest {

@@ -319,7 +319,7 @@ impl ThrottleStore for MemoryStore {
 
     async fn update_throttle<F>(&self, key: &str, update: F) -> Result<ThrottleState, StoreError>
     where
-        F: FnOnce(Option<ThrottleState>) -> ThrottleState + Send,
+        F: Fn(Option<ThrottleState>) -> ThrottleState + Send + Sync,
     {
         let mut tables = self.lock()?;
         let next = update(tables.throttle.get(key).cloned());

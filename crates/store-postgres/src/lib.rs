@@ -402,7 +402,7 @@ impl ThrottleStore for PostgresStore {
 
     async fn update_throttle<F>(&self, key: &str, update: F) -> Result<ThrottleState, StoreError>
     where
-        F: FnOnce(Option<ThrottleState>) -> ThrottleState + Send,
+        F: Fn(Option<ThrottleState>) -> ThrottleState + Send + Sync,
     {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         // Serialises updates of one key without needing its row to exist.

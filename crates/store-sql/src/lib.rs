@@ -178,19 +178,9 @@ pub fn already_used_or_invalid(
     row: Option<TokenSessionUserRow>,
     now: DateTime<Utc>,
 ) -> Result<Consumed, StoreError> {
-    let Some(row) = row else {
-        return Ok(Consumed::Invalid);
-    };
-    let (token, session, user): (RefreshTokenRecord, Session, User) = row.try_into()?;
-    if token.used_at.is_some() && token.expires_at > now && session.is_active(now) {
-        Ok(Consumed::AlreadyUsed {
-            token,
-            session,
-            user,
-        })
-    } else {
-        Ok(Consumed::Invalid)
-    }
+    let found: Option<(RefreshTokenRecord, Session, User)> =
+        row.map(TryInto::try_into).transpose()?;
+    Ok(Consumed::not_rotated(found, now))
 }
 
 /// `login_throttle` columns, in [`ThrottleRow`] order.

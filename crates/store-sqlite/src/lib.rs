@@ -421,7 +421,7 @@ impl ThrottleStore for SqliteStore {
 
     async fn update_throttle<F>(&self, key: &str, update: F) -> Result<ThrottleState, StoreError>
     where
-        F: FnOnce(Option<ThrottleState>) -> ThrottleState + Send,
+        F: Fn(Option<ThrottleState>) -> ThrottleState + Send + Sync,
     {
         let mut tx = self
             .pool

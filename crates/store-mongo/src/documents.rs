@@ -1,0 +1,232 @@
+//! The documents Tessera keeps in MongoDB, as typed serde structs.
+//!
+//! Every query value is a field of one of these structs or of a validated
+//! domain value, converted to a BSON scalar; nothing is ever parsed from
+//! request input into a document. A username such as `{"$ne": ""}` is a
+//! string here and can only ever be compared as one.
+
+use auth_core::{
+    NewRefreshToken, NewUser, RefreshTokenRecord, Session, StoreError, ThrottleState, TokenDigest,
+    User,
+};
+use chrono::{DateTime, Utc};
+use mongodb::bson::{self, spec::BinarySubtype, Binary};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub(crate) const USERS: &str = "users";
+pub(crate) const SESSIONS: &str = "sessions";
+pub(crate) const REFRESH_TOKENS: &str = "refresh_tokens";
+pub(crate) const LOGIN_THROTTLE: &str = "login_throttle";
+pub(crate) const MIGRATIONS: &str = "_migrations";
+
+/// Unique index names; duplicate-key errors name them, which is how a
+/// conflict is mapped to the field it is about.
+pub(crate) const USERNAME_INDEX: &str = "users_username_key_unique";
+pub(crate) const EMAIL_INDEX: &str = "users_email_key_unique";
+
+pub(crate) fn bson_uuid(id: Uuid) -> bson::Uuid {
+    bson::Uuid::from_bytes(id.into_bytes())
+}
+
+fn uuid(id: bson::Uuid) -> Uuid {
+    Uuid::from_bytes(id.bytes())
+}
+
+pub(crate) fn bson_time(t: DateTime<Utc>) -> bson::DateTime {
+    bson::DateTime::from_millis(t.timestamp_millis())
+}
+
+fn time(t: bson::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+pub(crate) fn binary(bytes: &[u8]) -> Binary {
+    Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn digest(bytes: Binary) -> Result<TokenDigest, StoreError> {
+    bytes
+        .bytes
+        .try_into()
+        .map_err(|_| StoreError::Other("stored token digest is not 32 bytes".into()))
+}
+
+/// `users`: unique indexes on the two keys (NFKC-normalised, lowercased by
+/// `auth-core`) make uniqueness case-insensitive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UserDoc {
+    #[serde(rename = "_id")]
+    pub id: bson::Uuid,
+    pub username: String,
+    pub username_key: String,
+    pub email: String,
+    pub email_key: String,
+    pub password_hash: String,
+    pub created_at: bson::DateTime,
+    pub disabled: bool,
+}
+
+impl From<&NewUser> for UserDoc {
+    fn from(user: &NewUser) -> Self {
+        Self {
+            id: bson_uuid(user.id),
+            username: user.username.as_str().to_owned(),
+            username_key: user.username.key().to_owned(),
+            email: user.email.as_str().to_owned(),
+            email_key: user.email.key().to_owned(),
+            password_hash: user.password_hash.clone(),
+            created_at: bson_time(user.created_at),
+            disabled: false,
+        }
+    }
+}
+
+impl From<UserDoc> for User {
+    fn from(doc: UserDoc) -> Self {
+        User {
+            id: uuid(doc.id),
+            username: doc.username,
+            email: doc.email,
+            password_hash: doc.password_hash,
+            created_at: time(doc.created_at),
+            disabled: doc.disabled,
+        }
+    }
+}
+
+/// `sessions`. `user` is never written: a `$lookup` fills it on reads that
+/// need the account too, so they take one round trip.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SessionDoc {
+    #[serde(rename = "_id")]
+    pub id: bson::Uuid,
+    pub user_id: bson::Uuid,
+    pub created_at: bson::DateTime,
+    pub expires_at: bson::DateTime,
+    pub revoked_at: Option<bson::DateTime>,
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub user: Option<UserDoc>,
+}
+
+impl From<&Session> for SessionDoc {
+    fn from(session: &Session) -> Self {
+        Self {
+            id: bson_uuid(session.id),
+            user_id: bson_uuid(session.user_id),
+            created_at: bson_time(session.created_at),
+            expires_at: bson_time(session.expires_at),
+            revoked_at: session.revoked_at.map(bson_time),
+            scope: session.scope.clone(),
+            user: None,
+        }
+    }
+}
+
+impl SessionDoc {
+    pub fn into_session(self) -> (Session, Option<User>) {
+        let session = Session {
+            id: uuid(self.id),
+            user_id: uuid(self.user_id),
+            created_at: time(self.created_at),
+            expires_at: time(self.expires_at),
+            revoked_at: self.revoked_at.map(time),
+            scope: self.scope,
+        };
+        (session, self.user.map(User::from))
+    }
+}
+
+/// `refresh_tokens`, keyed by the SHA-256 digest of the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TokenDoc {
+    #[serde(rename = "_id")]
+    pub digest: Binary,
+    pub session_id: bson::Uuid,
+    pub issued_at: bson::DateTime,
+    pub expires_at: bson::DateTime,
+    pub used_at: Option<bson::DateTime>,
+    pub successor_digest: Option<Binary>,
+    pub successor_sealed: Option<Binary>,
+}
+
+impl TokenDoc {
+    pub fn new(token: &NewRefreshToken, session_id: bson::Uuid) -> Self {
+        Self {
+            digest: binary(&token.digest),
+            session_id,
+            issued_at: bson_time(token.issued_at),
+            expires_at: bson_time(token.expires_at),
+            used_at: None,
+            successor_digest: None,
+            successor_sealed: None,
+        }
+    }
+}
+
+impl TryFrom<TokenDoc> for RefreshTokenRecord {
+    type Error = StoreError;
+
+    fn try_from(doc: TokenDoc) -> Result<Self, StoreError> {
+        Ok(RefreshTokenRecord {
+            digest: digest(doc.digest)?,
+            session_id: uuid(doc.session_id),
+            issued_at: time(doc.issued_at),
+            expires_at: time(doc.expires_at),
+            used_at: doc.used_at.map(time),
+            successor_digest: doc.successor_digest.map(digest).transpose()?,
+            successor_sealed: doc.successor_sealed.map(|b| b.bytes),
+        })
+    }
+}
+
+/// `login_throttle`, keyed by the throttle key. `version` makes updates
+/// compare-and-set: a writer that read an older version changes nothing and
+/// tries again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ThrottleDoc {
+    #[serde(rename = "_id")]
+    pub key: String,
+    pub failures: i64,
+    pub window_started: bson::DateTime,
+    pub locked_until: Option<bson::DateTime>,
+    pub lockouts: i64,
+    pub version: i64,
+}
+
+impl ThrottleDoc {
+    pub fn new(key: &str, state: &ThrottleState, version: i64) -> Self {
+        Self {
+            key: key.to_owned(),
+            failures: i64::from(state.failures),
+            window_started: bson_time(state.window_started),
+            locked_until: state.locked_until.map(bson_time),
+            lockouts: i64::from(state.lockouts),
+            version,
+        }
+    }
+}
+
+impl From<ThrottleDoc> for ThrottleState {
+    fn from(doc: ThrottleDoc) -> Self {
+        ThrottleState {
+            failures: u32::try_from(doc.failures).unwrap_or(0),
+            window_started: time(doc.window_started),
+            locked_until: doc.locked_until.map(time),
+            lockouts: u32::try_from(doc.lockouts).unwrap_or(0),
+        }
+    }
+}
+
+/// `_migrations`: one per applied step, keyed by version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MigrationDoc {
+    #[serde(rename = "_id")]
+    pub version: i64,
+    pub description: String,
+    pub applied_at: bson::DateTime,
+}

@@ -1,0 +1,221 @@
+//! Versioned schema steps for MongoDB, recorded in `_migrations`.
+//!
+//! MongoDB has no schema to alter, but it has collections, unique indexes
+//! (which carry the uniqueness guarantees) and TTL indexes (which expire
+//! tokens and sessions even if no server runs the purge). Each step is
+//! idempotent (creating an existing collection or an identical index is a
+//! no-op) and a run holds a lease in `_migrations` so two processes starting
+//! at once apply each step exactly once between them.
+
+use std::time::Duration;
+
+use auth_core::StoreError;
+use chrono::Utc;
+use mongodb::bson::{doc, Document};
+use mongodb::options::IndexOptions;
+use mongodb::{Database, IndexModel};
+use uuid::Uuid;
+
+use crate::documents::{
+    bson_time, MigrationDoc, EMAIL_INDEX, LOGIN_THROTTLE, MIGRATIONS, REFRESH_TOKENS, SESSIONS,
+    USERNAME_INDEX, USERS,
+};
+use crate::errors::{is_duplicate_key, map_error};
+
+/// A step this build knows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+}
+
+impl Migration {
+    pub fn label(&self) -> String {
+        format!("{} {}", self.version, self.description)
+    }
+}
+
+pub(crate) const ALL: &[Migration] = &[
+    Migration {
+        version: 20261129000001,
+        description: "users",
+    },
+    Migration {
+        version: 20261129000002,
+        description: "sessions",
+    },
+    Migration {
+        version: 20261129000003,
+        description: "login throttle",
+    },
+];
+
+/// The id of the lease document; versions are numbers, so it cannot clash.
+const LOCK_ID: &str = "lock";
+/// A holder that died releases the lease after this long.
+const LEASE: Duration = Duration::from_secs(60);
+/// How long a second process waits for the first to finish.
+const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// Applies what is missing; returns the labels of the steps applied.
+pub(crate) async fn migrate(db: &Database) -> Result<Vec<String>, StoreError> {
+    let owner = Uuid::new_v4().to_string();
+    acquire(db, &owner).await?;
+    let outcome = apply_pending(db).await;
+    let released = release(db, &owner).await;
+    let applied = outcome?;
+    released?;
+    Ok(applied)
+}
+
+async fn apply_pending(db: &Database) -> Result<Vec<String>, StoreError> {
+    let mut applied = Vec::new();
+    for step in pending(db).await? {
+        apply(db, step).await.map_err(map_error)?;
+        db.collection::<MigrationDoc>(MIGRATIONS)
+            .insert_one(MigrationDoc {
+                version: step.version,
+                description: step.description.to_owned(),
+                applied_at: bson_time(Utc::now()),
+            })
+            .await
+            .map_err(map_error)?;
+        tracing::info!(step = %step.label(), "applied MongoDB migration");
+        applied.push(step.label());
+    }
+    Ok(applied)
+}
+
+/// Steps not recorded in `_migrations` yet, in order.
+pub(crate) async fn pending(db: &Database) -> Result<Vec<Migration>, StoreError> {
+    use futures::TryStreamExt;
+    let versions: Vec<i64> = ALL.iter().map(|m| m.version).collect();
+    let recorded: Vec<MigrationDoc> = db
+        .collection::<MigrationDoc>(MIGRATIONS)
+        .find(doc! { "_id": { "$in": versions } })
+        .await
+        .map_err(map_error)?
+        .try_collect()
+        .await
+        .map_err(map_error)?;
+    Ok(ALL
+        .iter()
+        .filter(|m| !recorded.iter().any(|r| r.version == m.version))
+        .copied()
+        .collect())
+}
+
+async fn apply(db: &Database, step: Migration) -> Result<(), mongodb::error::Error> {
+    match step.version {
+        20261129000001 => {
+            create_collection(db, USERS).await?;
+            db.collection::<Document>(USERS)
+                .create_indexes([
+                    unique_index("username_key", USERNAME_INDEX),
+                    unique_index("email_key", EMAIL_INDEX),
+                ])
+                .await?;
+        }
+        20261129000002 => {
+            create_collection(db, SESSIONS).await?;
+            db.collection::<Document>(SESSIONS)
+                .create_indexes([
+                    index("user_id", "sessions_user_id"),
+                    expiry_index("sessions_expire"),
+                ])
+                .await?;
+            create_collection(db, REFRESH_TOKENS).await?;
+            db.collection::<Document>(REFRESH_TOKENS)
+                .create_indexes([
+                    index("session_id", "refresh_tokens_session_id"),
+                    expiry_index("refresh_tokens_expire"),
+                ])
+                .await?;
+        }
+        20261129000003 => create_collection(db, LOGIN_THROTTLE).await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Creates `name`; an existing collection (code 48, NamespaceExists) is fine.
+async fn create_collection(db: &Database, name: &str) -> Result<(), mongodb::error::Error> {
+    match db.create_collection(name).await {
+        Err(e) if matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == 48) => {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn index(field: &str, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { field: 1 })
+        .options(IndexOptions::builder().name(name.to_owned()).build())
+        .build()
+}
+
+fn unique_index(field: &str, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { field: 1 })
+        .options(
+            IndexOptions::builder()
+                .name(name.to_owned())
+                .unique(true)
+                .build(),
+        )
+        .build()
+}
+
+/// A TTL index: MongoDB deletes the document once `expires_at` has passed
+/// (its monitor runs about once a minute). The purge loop still removes
+/// revoked sessions, which TTL cannot see.
+fn expiry_index(name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { "expires_at": 1 })
+        .options(
+            IndexOptions::builder()
+                .name(name.to_owned())
+                .expire_after(Duration::ZERO)
+                .build(),
+        )
+        .build()
+}
+
+/// Takes the lease: inserts it, or takes over one that expired. A held lease
+/// makes the upsert collide on `_id` (duplicate key), and we wait.
+async fn acquire(db: &Database, owner: &str) -> Result<(), StoreError> {
+    let locks = db.collection::<Document>(MIGRATIONS);
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::MAX);
+        let taken = locks
+            .find_one_and_update(
+                doc! { "_id": LOCK_ID, "until": { "$lt": bson_time(now) } },
+                doc! { "$set": { "until": bson_time(until), "owner": owner } },
+            )
+            .upsert(true)
+            .await;
+        match taken {
+            Ok(_) => return Ok(()),
+            Err(e) if is_duplicate_key(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) if is_duplicate_key(&e) => {
+                return Err(StoreError::Unavailable(
+                    "another process has held the MongoDB migration lock for too long".into(),
+                ))
+            }
+            Err(e) => return Err(map_error(e)),
+        }
+    }
+}
+
+async fn release(db: &Database, owner: &str) -> Result<(), StoreError> {
+    db.collection::<Document>(MIGRATIONS)
+        .delete_one(doc! { "_id": LOCK_ID, "owner": owner })
+        .await
+        .map_err(map_error)?;
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Throwaway databases for tests, on the server named by
+//! `TESSERA_TEST_MONGO_URL`. `cargo xtask test` starts a MongoDB-wire test
+//! server and sets it; to use a real `mongod`, set it yourself
+//! (`mongodb://127.0.0.1:27017`). An unreachable server fails the test with
+//! instructions: a backend that did not run is never reported as passing.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use mongodb::bson::doc;
+use mongodb::options::ClientOptions;
+use mongodb::Client;
+
+/// The environment variable naming the test server.
+pub const TEST_URL_VAR: &str = "TESSERA_TEST_MONGO_URL";
+
+/// A fresh database (`tessera_test_<uuid>`), dropped when this is dropped.
+#[derive(Debug)]
+pub struct TestDatabase {
+    name: String,
+    server_url: String,
+    url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let server_url = std::env::var(TEST_URL_VAR).unwrap_or_else(|_| {
+            panic!(
+                "{TEST_URL_VAR} is not set. Run the tests with `cargo xtask test`, which starts \
+                 a MongoDB-wire test server, or point {TEST_URL_VAR} at a MongoDB \
+                 (e.g. mongodb://127.0.0.1:27017)."
+            )
+        });
+        let name = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
+        let client = client(&server_url).await;
+        client
+            .database(&name)
+            .run_command(doc! { "ping": 1 })
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "MongoDB is not reachable at {server_url} ({TEST_URL_VAR}): {e}\n\
+                     Run the tests with `cargo xtask test`, or start a mongod there."
+                )
+            });
+        let url = with_database(&server_url, &name);
+        Self {
+            name,
+            server_url,
+            url,
+        }
+    }
+
+    /// A connection string naming this database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+async fn client(url: &str) -> Client {
+    let mut options = ClientOptions::parse(url)
+        .await
+        .unwrap_or_else(|e| panic!("{TEST_URL_VAR}={url} is not a MongoDB URL: {e}"));
+    options.server_selection_timeout = Some(Duration::from_secs(5));
+    Client::with_options(options).expect("MongoDB client")
+}
+
+/// Replaces the database of a `mongodb://` URL, keeping its options.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let hosts_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let hosts_end = base[hosts_start..]
+        .find('/')
+        .map(|j| hosts_start + j)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..hosts_end], database);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let server_url = self.server_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside a test's runtime; do the async work on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let client = client(&server_url).await;
+                client
+                    .database(&name)
+                    .drop()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                client.shutdown().await;
+                Ok::<_, String>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!(
+                "warning: could not drop test database {}: {dropped:?}",
+                self.name
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn swaps_the_database_name() {
+        assert_eq!(
+            with_database("mongodb://h:27017", "x"),
+            "mongodb://h:27017/x"
+        );
+        assert_eq!(
+            with_database("mongodb://h:27017/old?replicaSet=rs0", "x"),
+            "mongodb://h:27017/x?replicaSet=rs0"
+        );
+        assert_eq!(
+            with_database("mongodb://u:p@a:1,b:2/?tls=true", "x"),
+            "mongodb://u:p@a:1,b:2/x?tls=true"
+        );
+    }
+}
