@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 mod bench;
+mod mongo;
 use clap::{Parser, Subcommand};
 
 const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -41,7 +42,8 @@ struct Cli {
 enum Task {
     /// Everything CI checks: formatting, clippy (-D warnings), every test on every backend.
     Ci,
-    /// Every test on every backend (needs PostgreSQL; see README).
+    /// Every test on every backend (needs PostgreSQL; starts a MongoDB-wire
+    /// test server itself unless TESSERA_TEST_MONGO_URL names one; see README).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true)]
@@ -69,7 +71,7 @@ enum Task {
     },
     /// Load-test the release server on each backend, side by side.
     Bench {
-        /// memory, sqlite, postgres or all.
+        /// memory, sqlite, postgres, mongo or all.
         #[arg(long, default_value = "all")]
         backend: String,
         /// Per scenario: `10s`, `10` (seconds) or `1m`.
@@ -117,7 +119,12 @@ fn main() -> Result<()> {
             compare,
         } => {
             let backends = if backend == "all" {
-                vec!["memory".into(), "sqlite".into(), "postgres".into()]
+                vec![
+                    "memory".into(),
+                    "sqlite".into(),
+                    "postgres".into(),
+                    "mongo".into(),
+                ]
             } else {
                 vec![backend]
             };
@@ -185,6 +192,8 @@ fn ci() -> Result<()> {
 
 fn test(extra: &[String]) -> Result<TestTotals> {
     require_postgres()?;
+    // Stopped when this returns, whatever the outcome.
+    let mongo = mongo::TestMongo::start()?;
     let mut args: Vec<&str> = vec!["test", "--workspace", "--all-features", "--no-fail-fast"];
     if !extra.is_empty() {
         args.push("--");
@@ -194,6 +203,7 @@ fn test(extra: &[String]) -> Result<TestTotals> {
     let mut child = Command::new(cargo_bin)
         .args(&args)
         .current_dir(workspace_root())
+        .env(mongo::TEST_URL_VAR, &mongo.url)
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot run cargo test")?;

@@ -47,6 +47,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
         Backend::Memory => with_backend!("memory", open_memory),
         Backend::Sqlite => with_backend!("sqlite", open_sqlite),
         Backend::Postgres => with_backend!("postgres", open_postgres),
+        Backend::Mongo => with_backend!("mongo", open_mongo),
     }
 }
 
@@ -85,6 +86,19 @@ async fn open_postgres(config: &Config) -> anyhow::Result<store_postgres::Postgr
     };
     connect_with_retry("postgres", config.storage.connect_timeout, || {
         store_postgres::PostgresStore::connect(&settings)
+    })
+    .await
+}
+
+#[cfg(feature = "mongo")]
+async fn open_mongo(config: &Config) -> anyhow::Result<store_mongo::MongoStore> {
+    let settings = store_mongo::MongoSettings {
+        url: config.storage.url.clone(),
+        max_connections: config.storage.max_connections,
+        acquire_timeout: config.storage.acquire_timeout,
+    };
+    connect_with_retry("mongo", config.storage.connect_timeout, || {
+        store_mongo::MongoStore::connect(&settings)
     })
     .await
 }

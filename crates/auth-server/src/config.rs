@@ -36,6 +36,7 @@ pub enum Backend {
     Sqlite,
     Memory,
     Postgres,
+    Mongo,
 }
 
 impl Backend {
@@ -44,6 +45,7 @@ impl Backend {
             Backend::Sqlite => "sqlite",
             Backend::Memory => "memory",
             Backend::Postgres => "postgres",
+            Backend::Mongo => "mongo",
         }
     }
 }

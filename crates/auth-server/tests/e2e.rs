@@ -961,30 +961,13 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn without_auto_migrate_serve_refuses_an_old_schema_until_migrated() {
         let db = TestDatabase::create().await;
-        let mut manual = env(db.url());
-        manual.push(("TESSERA_STORAGE__AUTO_MIGRATE", "false".into()));
-
-        let refused = tessera(&manual).output().unwrap();
-        assert!(!refused.status.success());
-        let stderr = String::from_utf8_lossy(&refused.stderr);
-        assert!(stderr.contains("tessera migrate"), "{stderr}");
-
-        let migrate = tessera(&manual).arg("migrate").output().unwrap();
-        assert!(migrate.status.success());
-        let stdout = String::from_utf8_lossy(&migrate.stdout);
-        assert!(stdout.contains("applied 20261128000001 users"), "{stdout}");
-        let again = tessera(&manual).arg("migrate").output().unwrap();
-        assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
-
-        let server = Server::start(&manual);
-        assert_eq!(server.register("migrated").await, StatusCode::CREATED);
-        server.stop();
+        serve_refuses_an_old_schema_until_migrated(&env(db.url()), "20261128000001 users").await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn database_outage_gives_503_and_the_server_recovers_by_itself() {
         let db = TestDatabase::create().await;
-        let proxy = proxy::Proxy::start("127.0.0.1:5432").await;
+        let proxy = proxy::Proxy::start("127.0.0.1:5432".into()).await;
         let via_proxy = db
             .url()
             .replacen("127.0.0.1:5432", &proxy.addr.to_string(), 1);
@@ -993,103 +976,280 @@ mod postgres {
             db.url(),
             "test database must be on 127.0.0.1:5432"
         );
-        let server = Server::start(&env(&via_proxy));
-        assert_eq!(server.register("steady").await, StatusCode::CREATED);
-        let token = server.token("steady").await;
+        outage_gives_503_and_recovery_needs_no_restart(&env(&via_proxy), &proxy).await;
+    }
+}
 
-        proxy.cut();
-        let started = std::time::Instant::now();
-        let during = server
+/// With `auto_migrate = false`, `serve` refuses a fresh database and names
+/// the command; `tessera migrate` applies `first_step` first and is then a
+/// no-op; afterwards the server starts.
+#[cfg(any(feature = "postgres", feature = "mongo"))]
+async fn serve_refuses_an_old_schema_until_migrated(env: &[(&str, String)], first_step: &str) {
+    let mut manual = env.to_vec();
+    manual.push(("TESSERA_STORAGE__AUTO_MIGRATE", "false".into()));
+
+    let refused = tessera(&manual).output().unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("tessera migrate"), "{stderr}");
+
+    let migrate = tessera(&manual).arg("migrate").output().unwrap();
+    assert!(migrate.status.success());
+    let stdout = String::from_utf8_lossy(&migrate.stdout);
+    assert!(
+        stdout.contains(&format!("applied {first_step}")),
+        "{stdout}"
+    );
+    let again = tessera(&manual).arg("migrate").output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+
+    let server = Server::start(&manual);
+    assert_eq!(server.register("migrated").await, StatusCode::CREATED);
+    server.stop();
+}
+
+/// A server whose database sits behind `proxy`: cutting the proxy gives 503
+/// problem responses (no hang) and a failing `/readyz`; restoring it brings
+/// everything back without a restart.
+#[cfg(any(feature = "postgres", feature = "mongo"))]
+async fn outage_gives_503_and_recovery_needs_no_restart(
+    env: &[(&str, String)],
+    proxy: &proxy::Proxy,
+) {
+    let server = Server::start(env);
+    assert_eq!(server.register("steady").await, StatusCode::CREATED);
+    let token = server.token("steady").await;
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let during = server
+        .http
+        .get(server.url("/users/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(during.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(during.headers()["content-type"], "application/problem+json");
+    assert!(started.elapsed() < Duration::from_secs(10), "no hang");
+    let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        server.register("during").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    proxy.restore();
+    let mut recovered = false;
+    for _ in 0..75 {
+        if server.me(&token).await == StatusCode::OK {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "the server came back without a restart");
+    let ready_again = server.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready_again.status(), StatusCode::OK, "readiness flips back");
+    assert_eq!(server.register("after").await, StatusCode::CREATED);
+    server.stop();
+}
+
+#[cfg(any(feature = "postgres", feature = "mongo"))]
+/// A TCP proxy in front of a database that the test can cut and restore,
+/// so an outage is simulated without stopping the shared server.
+mod proxy {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::watch;
+
+    pub struct Proxy {
+        pub addr: SocketAddr,
+        up: Arc<AtomicBool>,
+        generation: watch::Sender<u64>,
+    }
+
+    impl Proxy {
+        pub async fn start(upstream: String) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let up = Arc::new(AtomicBool::new(true));
+            let (generation, _) = watch::channel(0u64);
+            let accepting_up = Arc::clone(&up);
+            let cuts = generation.clone();
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !accepting_up.load(Ordering::SeqCst) {
+                        drop(client); // refused while down
+                        continue;
+                    }
+                    let mut cut = cuts.subscribe();
+                    let upstream = upstream.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cut.changed() => {}
+                        }
+                    });
+                }
+            });
+            Self {
+                addr,
+                up,
+                generation,
+            }
+        }
+
+        /// Drops every live connection and refuses new ones.
+        pub fn cut(&self) {
+            self.up.store(false, Ordering::SeqCst);
+            self.generation.send_modify(|g| *g += 1);
+        }
+
+        pub fn restore(&self) {
+            self.up.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+#[cfg(feature = "mongo")]
+mod mongo {
+    use super::*;
+    use store_mongo::test_support::TestDatabase;
+
+    fn env(url: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("TESSERA_STORAGE__BACKEND", "mongo".into()),
+            ("TESSERA_STORAGE__URL", url.to_owned()),
+            ("TESSERA_STORAGE__ACQUIRE_TIMEOUT", "1s".into()),
+            (
+                "TESSERA_TOKENS__SECRET",
+                "e2e-mongo-secret-e2e-mongo-secret-e2e".into(),
+            ),
+        ]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mongo_server_keeps_users_and_tokens_across_restarts() {
+        let db = TestDatabase::create().await;
+        survives_restart(&env(db.url())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mongo_server_has_one_winner_of_fifty_concurrent_registrations() {
+        let db = TestDatabase::create().await;
+        let server = Server::start(&env(db.url()));
+        one_winner_of_fifty(&server).await;
+        server.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn throttling_is_shared_between_replicas_on_mongo() {
+        let db = TestDatabase::create().await;
+        throttling_is_shared_between_replicas(&env(db.url())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn admin_cli_on_mongo() {
+        let db = TestDatabase::create().await;
+        admin_cli_manages_accounts(&env(db.url())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_auto_migrate_serve_refuses_an_old_schema_until_migrated() {
+        let db = TestDatabase::create().await;
+        serve_refuses_an_old_schema_until_migrated(&env(db.url()), "20261129000001 users").await;
+    }
+
+    /// Operator injection is impossible by construction: usernames that look
+    /// like query operators are refused by validation, emails that contain
+    /// them are stored and matched literally, and a JSON object where a
+    /// string belongs is a 422.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operator_lookalikes_are_refused_or_taken_literally() {
+        let db = TestDatabase::create().await;
+        let server = Server::start(&env(db.url()));
+        assert_eq!(server.register("victim").await, StatusCode::CREATED);
+        for name in [r#"{"$ne": ""}"#, "$where", "$gt"] {
+            let reply = server
+                .http
+                .post(server.url("/users"))
+                .json(&json!({"username": name, "email": "x@example.org", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+            assert!(
+                login_with(&server, name, PASSWORD).await.is_none(),
+                "{name}"
+            );
+        }
+        let as_object = server
+            .http
+            .post(server.url("/users"))
+            .json(&json!({"username": {"$ne": ""}, "email": "y@example.org", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(as_object.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+        // `$` and braces are legal in an email's local part: kept verbatim.
+        let literal = "$where.{$ne}@example.org";
+        let reply = server
+            .http
+            .post(server.url("/users"))
+            .json(&json!({"username": "literal", "email": literal, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::CREATED);
+        let token = login_with(&server, literal, PASSWORD)
+            .await
+            .expect("log in by the literal email");
+        let me: Value = server
             .http
             .get(server.url("/users/me"))
             .bearer_auth(&token)
             .send()
             .await
+            .unwrap()
+            .json()
+            .await
             .unwrap();
-        assert_eq!(during.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(during.headers()["content-type"], "application/problem+json");
-        assert!(started.elapsed() < Duration::from_secs(10), "no hang");
-        let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
-        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            server.register("during").await,
-            StatusCode::SERVICE_UNAVAILABLE
+        assert_eq!(me["email"], literal);
+        assert_eq!(me["username"], "literal");
+        assert!(
+            login_with(&server, "$WHERE.{$NE}@example.org", PASSWORD)
+                .await
+                .is_some(),
+            "matched by its case-insensitive key, as any email"
         );
-
-        proxy.restore();
-        let mut recovered = false;
-        for _ in 0..50 {
-            if server.me(&token).await == StatusCode::OK {
-                recovered = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        assert!(recovered, "the server came back without a restart");
-        let ready_again = server.http.get(server.url("/readyz")).send().await.unwrap();
-        assert_eq!(ready_again.status(), StatusCode::OK, "readiness flips back");
-        assert_eq!(server.register("after").await, StatusCode::CREATED);
         server.stop();
     }
 
-    /// A TCP proxy in front of PostgreSQL that the test can cut and
-    /// restore, so an outage is simulated without stopping the shared server.
-    mod proxy {
-        use std::net::SocketAddr;
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::Arc;
-
-        use tokio::net::{TcpListener, TcpStream};
-        use tokio::sync::watch;
-
-        pub struct Proxy {
-            pub addr: SocketAddr,
-            up: Arc<AtomicBool>,
-            generation: watch::Sender<u64>,
-        }
-
-        impl Proxy {
-            pub async fn start(upstream: &'static str) -> Self {
-                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let addr = listener.local_addr().unwrap();
-                let up = Arc::new(AtomicBool::new(true));
-                let (generation, _) = watch::channel(0u64);
-                let accepting_up = Arc::clone(&up);
-                let cuts = generation.clone();
-                tokio::spawn(async move {
-                    while let Ok((mut client, _)) = listener.accept().await {
-                        if !accepting_up.load(Ordering::SeqCst) {
-                            drop(client); // refused while down
-                            continue;
-                        }
-                        let mut cut = cuts.subscribe();
-                        tokio::spawn(async move {
-                            let Ok(mut server) = TcpStream::connect(upstream).await else {
-                                return;
-                            };
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                                _ = cut.changed() => {}
-                            }
-                        });
-                    }
-                });
-                Self {
-                    addr,
-                    up,
-                    generation,
-                }
-            }
-
-            /// Drops every live connection and refuses new ones.
-            pub fn cut(&self) {
-                self.up.store(false, Ordering::SeqCst);
-                self.generation.send_modify(|g| *g += 1);
-            }
-
-            pub fn restore(&self) {
-                self.up.store(true, Ordering::SeqCst);
-            }
-        }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn database_outage_gives_503_and_the_server_recovers_by_itself() {
+        let db = TestDatabase::create().await;
+        let server_url = std::env::var(store_mongo::test_support::TEST_URL_VAR).unwrap();
+        let upstream = server_url
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default())
+            .unwrap()
+            .to_owned();
+        let proxy = proxy::Proxy::start(upstream.clone()).await;
+        // directConnection: talk to the proxy, not to the members the
+        // server's replica-set handshake announces.
+        let via_proxy = format!(
+            "mongodb://{}/{}?directConnection=true",
+            proxy.addr,
+            db.name()
+        );
+        outage_gives_503_and_recovery_needs_no_restart(&env(&via_proxy), &proxy).await;
     }
 }

@@ -23,6 +23,7 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// On the server named by `TESSERA_TEST_MONGO_URL`.
     pub async fn create() -> Self {
         let server_url = std::env::var(TEST_URL_VAR).unwrap_or_else(|_| {
             panic!(
@@ -31,6 +32,11 @@ impl TestDatabase {
                  (e.g. mongodb://127.0.0.1:27017)."
             )
         });
+        Self::create_on(server_url).await
+    }
+
+    /// On the server at `server_url`.
+    pub async fn create_on(server_url: String) -> Self {
         let name = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
         let client = client(&server_url).await;
         client

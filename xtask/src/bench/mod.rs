@@ -174,7 +174,14 @@ async fn bench_backend(binary: &Path, backend: &str, args: &BenchArgs) -> Result
             env.push(("TESSERA_STORAGE__URL", db.url().to_owned()));
             Box::new(db)
         }
-        other => bail!("unknown backend {other} (memory, sqlite, postgres)"),
+        "mongo" => {
+            let server = crate::mongo::TestMongo::start()?;
+            let db = store_mongo::test_support::TestDatabase::create_on(server.url.clone()).await;
+            env.push(("TESSERA_STORAGE__URL", db.url().to_owned()));
+            // The database is dropped before the server it lives on stops.
+            Box::new((db, server))
+        }
+        other => bail!("unknown backend {other} (memory, sqlite, postgres, mongo)"),
     };
     let server = Server::start(binary, &env)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
