@@ -459,10 +459,21 @@ assert "requests" in container["resources"]
 assert kinds["Job"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
 compose = yaml.safe_load((deploy / "compose.yaml").read_text())
 services = compose["services"]
-assert {"postgres", "migrate", "tessera"} <= set(services), services.keys()
-assert services["migrate"]["build"]["dockerfile"] == "deploy/Dockerfile"
-assert services["tessera"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-assert services["tessera"]["environment"]["TESSERA_STORAGE__BACKEND"] == "postgres"
+for profile, (db, migrate, server) in {
+    "postgres": ("postgres", "migrate", "tessera"),
+    "mongo": ("mongo", "migrate-mongo", "tessera-mongo"),
+}.items():
+    for name in (db, migrate, server):
+        assert services[name]["profiles"] == [profile], (name, services[name].get("profiles"))
+    assert services[migrate]["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert services[migrate]["command"] == ["migrate"]
+    assert services[migrate]["depends_on"][db]["condition"] == "service_healthy"
+    assert services[server]["depends_on"][migrate]["condition"] == "service_completed_successfully"
+    for name in (migrate, server):
+        env = services[name]["environment"]
+        assert env["TESSERA_STORAGE__BACKEND"] == profile, (name, env)
+        assert env["TESSERA_STORAGE__AUTO_MIGRATE"] == "false"
+        assert "TESSERA_TOKENS__SECRET" in env
 "#;
 
 fn run(command: &mut Command) -> Result<()> {

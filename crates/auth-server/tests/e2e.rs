@@ -1237,16 +1237,20 @@ mod mongo {
     async fn database_outage_gives_503_and_the_server_recovers_by_itself() {
         let db = TestDatabase::create().await;
         let server_url = std::env::var(store_mongo::test_support::TEST_URL_VAR).unwrap();
-        let upstream = server_url
+        let authority = server_url
             .split_once("://")
             .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default())
-            .unwrap()
-            .to_owned();
-        let proxy = proxy::Proxy::start(upstream.clone()).await;
+            .unwrap();
+        // A real mongod with users: keep them, authenticating against `admin`.
+        let (credentials, auth_source, hosts) = match authority.rsplit_once('@') {
+            Some((credentials, hosts)) => (format!("{credentials}@"), "&authSource=admin", hosts),
+            None => (String::new(), "", authority),
+        };
+        let proxy = proxy::Proxy::start(hosts.split(',').next().unwrap().to_owned()).await;
         // directConnection: talk to the proxy, not to the members the
         // server's replica-set handshake announces.
         let via_proxy = format!(
-            "mongodb://{}/{}?directConnection=true",
+            "mongodb://{credentials}{}/{}?directConnection=true{auth_source}",
             proxy.addr,
             db.name()
         );
