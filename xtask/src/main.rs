@@ -253,14 +253,8 @@ impl TestTotals {
 fn require_postgres() -> Result<()> {
     let url = std::env::var("TESSERA_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| DEFAULT_TEST_POSTGRES_URL.to_owned());
-    let host_port = host_port(&url).with_context(|| format!("cannot parse {url}"))?;
-    let reachable = host_port
-        .to_socket_addrs()
-        .ok()
-        .into_iter()
-        .flatten()
-        .any(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok());
-    if !reachable {
+    let host_port = host_port(&url, 5432).with_context(|| format!("cannot parse {url}"))?;
+    if !reachable(&host_port) {
         bail!(
             "PostgreSQL is not reachable at {host_port} (TESSERA_TEST_POSTGRES_URL={url}).\n\
              The test run needs it. On Debian: \
@@ -269,6 +263,16 @@ fn require_postgres() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether something accepts TCP connections at `host:port` (3 s at most).
+fn reachable(host_port: &str) -> bool {
+    host_port
+        .to_socket_addrs()
+        .ok()
+        .into_iter()
+        .flatten()
+        .any(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok())
 }
 
 /// Checks what can be checked here of `deploy/` (no container engine runs
@@ -499,18 +503,21 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("not a duration: {text:?} (try 10s or 1m)"))
 }
 
-/// `host:port` of a `postgres://user:pass@host:port/db?query` URL.
-fn host_port(url: &str) -> Option<String> {
+/// `host:port` of the first host of a `scheme://user:pass@host:port,.../db?query`
+/// URL (PostgreSQL and MongoDB both write them so), with `default_port`
+/// when none is given.
+fn host_port(url: &str, default_port: u16) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split(['/', '?']).next()?;
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = hosts.split(',').next()?;
     if host.is_empty() {
         return None;
     }
     Some(if host.contains(':') && !host.ends_with(']') {
         host.to_owned()
     } else {
-        format!("{host}:5432")
+        format!("{host}:{default_port}")
     })
 }
 
@@ -551,14 +558,18 @@ mod tests {
     #[test]
     fn finds_host_and_port() {
         assert_eq!(
-            host_port("postgres://postgres@127.0.0.1:5432/postgres").as_deref(),
+            host_port("postgres://postgres@127.0.0.1:5432/postgres", 5432).as_deref(),
             Some("127.0.0.1:5432")
         );
         assert_eq!(
-            host_port("postgres://u:p@db.internal/x?sslmode=require").as_deref(),
+            host_port("postgres://u:p@db.internal/x?sslmode=require", 5432).as_deref(),
             Some("db.internal:5432")
         );
-        assert_eq!(host_port("postgres:///x"), None);
+        assert_eq!(host_port("postgres:///x", 5432), None);
+        assert_eq!(
+            host_port("mongodb://u:p@a.internal,b.internal:27018/x", 27017).as_deref(),
+            Some("a.internal:27017")
+        );
     }
 
     #[test]

@@ -7,14 +7,14 @@
 //! linked into Tessera. `TESSERA_TEST_MONGO_URL` points the tests at a real
 //! `mongod` instead.
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{run, workspace_root};
+use crate::{host_port, reachable, run, workspace_root};
 
 /// Pinned: only pre-releases exist.
 const SECANTUSDB: &str = "SecantusDB==0.7.0b3";
@@ -111,25 +111,11 @@ fn free_port() -> Result<u16> {
 
 /// A named server must answer: an unreachable one fails the run.
 fn require_reachable(url: &str) -> Result<()> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let first = hosts.split(',').next().unwrap_or_default();
-    let host_port = if first.contains(':') {
-        first.to_owned()
-    } else {
-        format!("{first}:27017")
-    };
     if url.starts_with("mongodb+srv://") {
-        return Ok(()); // SRV records name the hosts; the tests will tell.
+        return Ok(()); // DNS names the hosts; the tests' own connection will tell.
     }
-    let reachable = host_port
-        .to_socket_addrs()
-        .ok()
-        .into_iter()
-        .flatten()
-        .any(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok());
-    if !reachable {
+    let host_port = host_port(url, 27017).with_context(|| format!("cannot parse {url}"))?;
+    if !reachable(&host_port) {
         bail!(
             "MongoDB is not reachable at {host_port} ({TEST_URL_VAR}={url}).\n\
              Unset {TEST_URL_VAR} to let `cargo xtask test` start its own test server."

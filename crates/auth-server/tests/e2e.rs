@@ -825,144 +825,155 @@ async fn production_profile_refuses_to_start_with_weak_settings() {
     );
 }
 
+/// The end-to-end cases every networked database backend runs, in the
+/// module that expands it: `$backend` is the `storage.backend` value, `$db`
+/// a type whose `create().await` gives a fresh database with a `url()`,
+/// `$first_step` the label of the backend's first migration.
+#[cfg(any(feature = "postgres", feature = "mongo"))]
+macro_rules! database_backend_cases {
+    ($backend:literal, $db:ty, $first_step:literal) => {
+        fn env(url: &str) -> Vec<(&'static str, String)> {
+            vec![
+                ("TESSERA_STORAGE__BACKEND", $backend.into()),
+                ("TESSERA_STORAGE__URL", url.to_owned()),
+                ("TESSERA_STORAGE__ACQUIRE_TIMEOUT", "1s".into()),
+                (
+                    "TESSERA_TOKENS__SECRET",
+                    concat!("e2e-", $backend, "-secret-e2e-secret-e2e-secret").into(),
+                ),
+            ]
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn server_keeps_users_and_tokens_across_restarts() {
+            let db = <$db>::create().await;
+            survives_restart(&env(db.url())).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn server_has_one_winner_of_fifty_concurrent_registrations() {
+            let db = <$db>::create().await;
+            let server = Server::start(&env(db.url()));
+            one_winner_of_fifty(&server).await;
+            server.stop();
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn throttling_is_shared_between_replicas() {
+            let db = <$db>::create().await;
+            super::throttling_is_shared_between_replicas(&env(db.url())).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn admin_cli_manages_accounts() {
+            let db = <$db>::create().await;
+            super::admin_cli_manages_accounts(&env(db.url())).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn without_auto_migrate_serve_refuses_an_old_schema_until_migrated() {
+            let db = <$db>::create().await;
+            serve_refuses_an_old_schema_until_migrated(&env(db.url()), $first_step).await;
+        }
+
+        /// The scaling-out story: three processes over one database share
+        /// users, sessions, revocation, throttling and keys.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn three_replicas_over_one_database_behave_as_one_server() {
+            let db = <$db>::create().await;
+            let keys = tempfile::tempdir().unwrap();
+            let keys_dir = keys.path().display().to_string();
+            run_ok(
+                &[],
+                &["keys", "generate", "--alg", "EdDSA", "--out", &keys_dir],
+            );
+            let mut env = env(db.url());
+            env.push(("TESSERA_TOKENS__ALGORITHM", "EdDSA".into()));
+            env.push(("TESSERA_TOKENS__KEYS_DIR", keys_dir));
+            env.push(("TESSERA_THROTTLE__MAX_FAILURES", "3".into()));
+            let [a, b, c] = [
+                Server::start(&env),
+                Server::start(&env),
+                Server::start(&env),
+            ];
+
+            assert_eq!(a.register("everywhere").await, StatusCode::CREATED);
+            let login: Value = b.login("everywhere").await.json().await.unwrap();
+            let refreshed: Value = c
+                .post_form(
+                    "/token",
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", login["refresh_token"].as_str().unwrap()),
+                    ],
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            let access = refreshed["access_token"].as_str().expect("refreshed on c");
+            assert_eq!(b.me(access).await, StatusCode::OK);
+            let revoked = a
+                .post_form(
+                    "/revoke",
+                    &[("token", refreshed["refresh_token"].as_str().unwrap())],
+                )
+                .await;
+            assert_eq!(revoked.status(), StatusCode::OK);
+            assert_eq!(
+                b.me(access).await,
+                StatusCode::UNAUTHORIZED,
+                "revoked on a, refused on b"
+            );
+
+            let mut jwks = Vec::new();
+            for server in [&a, &b, &c] {
+                let body: Value = server
+                    .http
+                    .get(server.url("/.well-known/jwks.json"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                jwks.push(body);
+            }
+            assert!(jwks.iter().all(|k| *k == jwks[0]), "one key set");
+
+            for server in [&a, &b, &c] {
+                assert!(login_with(server, "everywhere", "wrong guess")
+                    .await
+                    .is_none());
+            }
+            let throttled = a
+                .post_form(
+                    "/token",
+                    &[
+                        ("grant_type", "password"),
+                        ("username", "everywhere"),
+                        ("password", PASSWORD),
+                    ],
+                )
+                .await;
+            assert_eq!(
+                throttled.status(),
+                StatusCode::TOO_MANY_REQUESTS,
+                "counted across all three"
+            );
+            for server in [a, b, c] {
+                server.stop();
+            }
+        }
+    };
+}
+
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
     use store_postgres::test_support::TestDatabase;
 
-    fn env(url: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("TESSERA_STORAGE__BACKEND", "postgres".into()),
-            ("TESSERA_STORAGE__URL", url.to_owned()),
-            ("TESSERA_STORAGE__ACQUIRE_TIMEOUT", "1s".into()),
-            (
-                "TESSERA_TOKENS__SECRET",
-                "e2e-postgres-secret-e2e-postgres-secret".into(),
-            ),
-        ]
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_server_keeps_users_and_tokens_across_restarts() {
-        let db = TestDatabase::create().await;
-        survives_restart(&env(db.url())).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn throttling_is_shared_between_replicas_on_postgres() {
-        let db = TestDatabase::create().await;
-        throttling_is_shared_between_replicas(&env(db.url())).await;
-    }
-
-    /// The scaling-out story: three processes over one PostgreSQL share
-    /// users, sessions, revocation, throttling and keys.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn three_replicas_over_one_database_behave_as_one_server() {
-        let db = TestDatabase::create().await;
-        let keys = tempfile::tempdir().unwrap();
-        let keys_dir = keys.path().display().to_string();
-        run_ok(
-            &[],
-            &["keys", "generate", "--alg", "EdDSA", "--out", &keys_dir],
-        );
-        let mut env = env(db.url());
-        env.push(("TESSERA_TOKENS__ALGORITHM", "EdDSA".into()));
-        env.push(("TESSERA_TOKENS__KEYS_DIR", keys_dir));
-        env.push(("TESSERA_THROTTLE__MAX_FAILURES", "3".into()));
-        let [a, b, c] = [
-            Server::start(&env),
-            Server::start(&env),
-            Server::start(&env),
-        ];
-
-        assert_eq!(a.register("everywhere").await, StatusCode::CREATED);
-        let login: Value = b.login("everywhere").await.json().await.unwrap();
-        let refreshed: Value = c
-            .post_form(
-                "/token",
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", login["refresh_token"].as_str().unwrap()),
-                ],
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        let access = refreshed["access_token"].as_str().expect("refreshed on c");
-        assert_eq!(b.me(access).await, StatusCode::OK);
-        let revoked = a
-            .post_form(
-                "/revoke",
-                &[("token", refreshed["refresh_token"].as_str().unwrap())],
-            )
-            .await;
-        assert_eq!(revoked.status(), StatusCode::OK);
-        assert_eq!(
-            b.me(access).await,
-            StatusCode::UNAUTHORIZED,
-            "revoked on a, refused on b"
-        );
-
-        let mut jwks = Vec::new();
-        for server in [&a, &b, &c] {
-            let body: Value = server
-                .http
-                .get(server.url("/.well-known/jwks.json"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            jwks.push(body);
-        }
-        assert!(jwks.iter().all(|k| *k == jwks[0]), "one key set");
-
-        for server in [&a, &b, &c] {
-            assert!(login_with(server, "everywhere", "wrong guess")
-                .await
-                .is_none());
-        }
-        let throttled = a
-            .post_form(
-                "/token",
-                &[
-                    ("grant_type", "password"),
-                    ("username", "everywhere"),
-                    ("password", PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(
-            throttled.status(),
-            StatusCode::TOO_MANY_REQUESTS,
-            "counted across all three"
-        );
-        for server in [a, b, c] {
-            server.stop();
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn admin_cli_on_postgres() {
-        let db = TestDatabase::create().await;
-        admin_cli_manages_accounts(&env(db.url())).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_server_has_one_winner_of_fifty_concurrent_registrations() {
-        let db = TestDatabase::create().await;
-        let server = Server::start(&env(db.url()));
-        one_winner_of_fifty(&server).await;
-        server.stop();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn without_auto_migrate_serve_refuses_an_old_schema_until_migrated() {
-        let db = TestDatabase::create().await;
-        serve_refuses_an_old_schema_until_migrated(&env(db.url()), "20261128000001 users").await;
-    }
+    database_backend_cases!("postgres", TestDatabase, "20261128000001 users");
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn database_outage_gives_503_and_the_server_recovers_by_itself() {
@@ -1123,49 +1134,7 @@ mod mongo {
     use super::*;
     use store_mongo::test_support::TestDatabase;
 
-    fn env(url: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("TESSERA_STORAGE__BACKEND", "mongo".into()),
-            ("TESSERA_STORAGE__URL", url.to_owned()),
-            ("TESSERA_STORAGE__ACQUIRE_TIMEOUT", "1s".into()),
-            (
-                "TESSERA_TOKENS__SECRET",
-                "e2e-mongo-secret-e2e-mongo-secret-e2e".into(),
-            ),
-        ]
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn mongo_server_keeps_users_and_tokens_across_restarts() {
-        let db = TestDatabase::create().await;
-        survives_restart(&env(db.url())).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn mongo_server_has_one_winner_of_fifty_concurrent_registrations() {
-        let db = TestDatabase::create().await;
-        let server = Server::start(&env(db.url()));
-        one_winner_of_fifty(&server).await;
-        server.stop();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn throttling_is_shared_between_replicas_on_mongo() {
-        let db = TestDatabase::create().await;
-        throttling_is_shared_between_replicas(&env(db.url())).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn admin_cli_on_mongo() {
-        let db = TestDatabase::create().await;
-        admin_cli_manages_accounts(&env(db.url())).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn without_auto_migrate_serve_refuses_an_old_schema_until_migrated() {
-        let db = TestDatabase::create().await;
-        serve_refuses_an_old_schema_until_migrated(&env(db.url()), "20261129000001 users").await;
-    }
+    database_backend_cases!("mongo", TestDatabase, "20261129000001 users");
 
     /// Operator injection is impossible by construction: usernames that look
     /// like query operators are refused by validation, emails that contain

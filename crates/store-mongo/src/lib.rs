@@ -134,6 +134,22 @@ impl MongoStore {
             .unwrap_or_else(|_| Err(timed_out(self.call_timeout)))
     }
 
+    /// Sets one field of an account; [`StoreError::NotFound`] when absent.
+    async fn set_user_field(&self, id: Uuid, field: &str, value: Bson) -> Result<(), StoreError> {
+        let done = self
+            .users()
+            .update_one(
+                doc! { "_id": bson_uuid(id) },
+                doc! { "$set": { field: value } },
+            )
+            .await
+            .map_err(map_error)?;
+        if done.matched_count == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn find_user(&self, filter: Document) -> Result<Option<User>, StoreError> {
         let found = self.users().find_one(filter).await.map_err(map_error)?;
         Ok(found.map(User::from))
@@ -251,33 +267,13 @@ impl UserStore for MongoStore {
     }
 
     async fn set_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
-        self.bounded(async {
-            let done = self
-                .users()
-                .update_one(
-                    doc! { "_id": bson_uuid(id) },
-                    doc! { "$set": { "password_hash": password_hash } },
-                )
-                .await
-                .map_err(map_error)?;
-            require_found(done.matched_count)
-        })
-        .await
+        self.bounded(self.set_user_field(id, "password_hash", password_hash.into()))
+            .await
     }
 
     async fn set_disabled(&self, id: Uuid, disabled: bool) -> Result<(), StoreError> {
-        self.bounded(async {
-            let done = self
-                .users()
-                .update_one(
-                    doc! { "_id": bson_uuid(id) },
-                    doc! { "$set": { "disabled": disabled } },
-                )
-                .await
-                .map_err(map_error)?;
-            require_found(done.matched_count)
-        })
-        .await
+        self.bounded(self.set_user_field(id, "disabled", disabled.into()))
+            .await
     }
 
     async fn delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
@@ -312,14 +308,6 @@ impl UserStore for MongoStore {
             Ok(docs.into_iter().map(User::from).collect())
         })
         .await
-    }
-}
-
-fn require_found(matched: u64) -> Result<(), StoreError> {
-    if matched == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
     }
 }
 

@@ -149,19 +149,20 @@ async fn create_collection(db: &Database, name: &str) -> Result<(), mongodb::err
 }
 
 fn index(field: &str, name: &str) -> IndexModel {
-    IndexModel::builder()
-        .keys(doc! { field: 1 })
-        .options(IndexOptions::builder().name(name.to_owned()).build())
-        .build()
+    index_with(field, name, false)
 }
 
 fn unique_index(field: &str, name: &str) -> IndexModel {
+    index_with(field, name, true)
+}
+
+fn index_with(field: &str, name: &str, unique: bool) -> IndexModel {
     IndexModel::builder()
         .keys(doc! { field: 1 })
         .options(
             IndexOptions::builder()
                 .name(name.to_owned())
-                .unique(true)
+                .unique(unique)
                 .build(),
         )
         .build()
