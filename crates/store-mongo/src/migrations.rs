@@ -108,32 +108,55 @@ pub(crate) async fn pending(db: &Database) -> Result<Vec<Migration>, StoreError>
 async fn apply(db: &Database, step: Migration) -> Result<(), mongodb::error::Error> {
     match step.version {
         20261129000001 => {
-            create_collection(db, USERS).await?;
-            db.collection::<Document>(USERS)
-                .create_indexes([
+            collection_with_indexes(
+                db,
+                USERS,
+                [
                     unique_index("username_key", USERNAME_INDEX),
                     unique_index("email_key", EMAIL_INDEX),
-                ])
-                .await?;
+                ],
+            )
+            .await?;
         }
         20261129000002 => {
-            create_collection(db, SESSIONS).await?;
-            db.collection::<Document>(SESSIONS)
-                .create_indexes([
+            collection_with_indexes(
+                db,
+                SESSIONS,
+                [
                     index("user_id", "sessions_user_id"),
                     expiry_index("sessions_expire"),
-                ])
-                .await?;
-            create_collection(db, REFRESH_TOKENS).await?;
-            db.collection::<Document>(REFRESH_TOKENS)
-                .create_indexes([
+                ],
+            )
+            .await?;
+            collection_with_indexes(
+                db,
+                REFRESH_TOKENS,
+                [
                     index("session_id", "refresh_tokens_session_id"),
                     expiry_index("refresh_tokens_expire"),
-                ])
-                .await?;
+                ],
+            )
+            .await?;
         }
-        20261129000003 => create_collection(db, LOGIN_THROTTLE).await?,
+        20261129000003 => collection_with_indexes(db, LOGIN_THROTTLE, []).await?,
         _ => {}
+    }
+    Ok(())
+}
+
+/// Creates collection `name` with `indexes`; both are no-ops when they
+/// already exist as asked.
+async fn collection_with_indexes(
+    db: &Database,
+    name: &str,
+    indexes: impl IntoIterator<Item = IndexModel>,
+) -> Result<(), mongodb::error::Error> {
+    create_collection(db, name).await?;
+    let indexes: Vec<IndexModel> = indexes.into_iter().collect();
+    if !indexes.is_empty() {
+        db.collection::<Document>(name)
+            .create_indexes(indexes)
+            .await?;
     }
     Ok(())
 }
