@@ -199,10 +199,8 @@ fn test(extra: &[String]) -> Result<TestTotals> {
         args.push("--");
         args.extend(extra.iter().map(String::as_str));
     }
-    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut child = Command::new(cargo_bin)
+    let mut child = cargo_command()
         .args(&args)
-        .current_dir(workspace_root())
         .env(mongo::TEST_URL_VAR, &mongo.url)
         .stdout(Stdio::piped())
         .spawn()
@@ -351,8 +349,7 @@ fn fuzz(seconds: u64) -> Result<()> {
     ]
     .join(" ");
     let target_dir = root.join("target/fuzz");
-    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(cargo_bin)
+    run(cargo_command()
         .args(["build", "--release", "--manifest-path"])
         .arg(root.join("fuzz/Cargo.toml"))
         .args(["--target", &host, "--target-dir"])
@@ -533,10 +530,35 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// A `cargo` command for the workspace, without the variables `cargo run`
+/// set for this xtask process (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...):
+/// build scripts such as ring's rerun when they change, so passing them on
+/// made every nested build differ from a plain `cargo build` and recompile
+/// half the dependency tree each time.
+pub fn cargo_command() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command.current_dir(workspace_root());
+    command
+}
+
 fn cargo(args: &[&str], env: &[(&str, String)]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.args(args).current_dir(workspace_root());
+    let mut command = cargo_command();
+    command.args(args);
     for (key, value) in env {
         command.env(key, value);
     }

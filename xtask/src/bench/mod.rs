@@ -65,11 +65,10 @@ impl Row {
 
 pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     println!("==> building the release server (all backends)");
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(crate::RELEASE_BUILD)
-            .current_dir(root)
-            .status()?;
+    let status = crate::cargo_command()
+        .args(crate::RELEASE_BUILD)
+        .current_dir(root)
+        .status()?;
     if !status.success() {
         bail!("release build failed");
     }
