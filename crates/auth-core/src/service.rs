@@ -470,9 +470,19 @@ impl<S: Store> AuthService<S> {
         Ok(())
     }
 
-    /// Deletes expired and revoked sessions; returns how many went.
+    /// Deletes expired and revoked sessions, and throttle state that no
+    /// longer matters; returns how many sessions went.
     pub async fn purge_expired(&self) -> Result<u64, AuthError> {
-        Ok(self.store.purge_expired(Utc::now()).await?)
+        let now = Utc::now();
+        let sessions = self.store.purge_expired(now).await?;
+        let forgotten = self
+            .store
+            .purge_throttle(self.policy.throttle.stale_before(now), now)
+            .await?;
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "forgot stale login throttle state");
+        }
+        Ok(sessions)
     }
 
     pub(crate) async fn find_by_login(&self, login: &str) -> Result<Option<User>, AuthError> {

@@ -196,6 +196,16 @@ pub trait ThrottleStore: Send + Sync {
 
     /// Forgets `key` (after a successful login).
     fn clear_throttle(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets every key whose window started before `stale_before` and
+    /// that is not locked at `now`; returns how many. Failed logins for
+    /// names that do not exist are counted too, so without this the state
+    /// would grow with every name an attacker tries.
+    fn purge_throttle(
+        &self,
+        stale_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Everything a backend provides.

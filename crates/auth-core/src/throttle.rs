@@ -62,6 +62,13 @@ impl ThrottlePolicy {
         (until > now).then(|| (until - now).to_std().unwrap_or_default())
     }
 
+    /// Before this instant a state that is not locked no longer matters:
+    /// its window is over and so is the longest lockout it could have led
+    /// to. Forgetting it then also lets the lockout back-off decay.
+    pub fn stale_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - chrono(self.window) - chrono(self.max_lockout)
+    }
+
     /// The state after one more failure at `now`.
     pub fn after_failure(&self, state: Option<ThrottleState>, now: DateTime<Utc>) -> ThrottleState {
         let mut state = state.unwrap_or(ThrottleState {
@@ -130,6 +137,16 @@ mod tests {
         assert_eq!(
             policy.locked_for(state.as_ref(), t2),
             Some(Duration::from_secs(25))
+        );
+    }
+
+    #[test]
+    fn state_goes_stale_after_the_window_and_the_longest_lockout() {
+        let policy = ThrottlePolicy::default();
+        let now = Utc::now();
+        assert_eq!(
+            now - policy.stale_before(now),
+            chrono::Duration::minutes(15 + 60)
         );
     }
 

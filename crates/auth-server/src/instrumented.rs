@@ -135,6 +135,14 @@ impl<S: ThrottleStore> ThrottleStore for Instrumented<S> {
     async fn clear_throttle(&self, key: &str) -> Result<(), StoreError> {
         timed!("clear_throttle", self.0.clear_throttle(key))
     }
+
+    async fn purge_throttle(
+        &self,
+        stale_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        timed!("purge_throttle", self.0.purge_throttle(stale_before, now))
+    }
 }
 
 impl<S: Store> Store for Instrumented<S> {

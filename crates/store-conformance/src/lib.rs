@@ -48,6 +48,7 @@ macro_rules! conformance_tests {
                 sessions::deleting_a_user_ends_their_sessions,
                 throttle::throttle_state_round_trips_and_clears,
                 throttle::concurrent_throttle_updates_lose_nothing,
+                throttle::purge_forgets_only_stale_unlocked_throttle_state,
             );
         }
     };

@@ -78,3 +78,49 @@ pub async fn concurrent_throttle_updates_lose_nothing<S: Store>(store: &S) {
         .expect("state");
     assert_eq!(state.failures, updates, "every failure counted");
 }
+
+pub async fn purge_forgets_only_stale_unlocked_throttle_state<S: Store>(store: &S) {
+    let at = now();
+    let state = |window_started, locked_until| ThrottleState {
+        failures: 2,
+        window_started,
+        locked_until,
+        lockouts: 1,
+    };
+    let old = at - Duration::hours(3);
+    let cases = [
+        ("stale", state(old, None)),
+        (
+            "stale-lock-over",
+            state(old, Some(at - Duration::minutes(1))),
+        ),
+        (
+            "stale-but-locked",
+            state(old, Some(at + Duration::minutes(5))),
+        ),
+        ("recent", state(at - Duration::minutes(1), None)),
+    ];
+    for (key, value) in &cases {
+        store
+            .update_throttle(key, |_| value.clone())
+            .await
+            .expect("write");
+    }
+    let purged = store
+        .purge_throttle(at - Duration::hours(2), at)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 2);
+    for (key, kept) in [
+        ("stale", false),
+        ("stale-lock-over", false),
+        ("stale-but-locked", true),
+        ("recent", true),
+    ] {
+        assert_eq!(
+            store.throttle_state(key).await.expect("read").is_some(),
+            kept,
+            "{key}"
+        );
+    }
+}

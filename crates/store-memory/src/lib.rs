@@ -331,6 +331,19 @@ impl ThrottleStore for MemoryStore {
         self.lock()?.throttle.remove(key);
         Ok(())
     }
+
+    async fn purge_throttle(
+        &self,
+        stale_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut data = self.lock()?;
+        let before = data.throttle.len();
+        data.throttle.retain(|_, state| {
+            state.window_started >= stale_before || state.locked_until.is_some_and(|t| t > now)
+        });
+        Ok((before - data.throttle.len()) as u64)
+    }
 }
 
 impl Store for MemoryStore {

@@ -552,6 +552,28 @@ impl ThrottleStore for MongoStore {
         })
         .await
     }
+
+    async fn purge_throttle(
+        &self,
+        stale_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.bounded(async {
+            let done = self
+                .throttle()
+                .delete_many(doc! {
+                    "window_started": { "$lt": bson_time(stale_before) },
+                    "$or": [
+                        { "locked_until": Bson::Null },
+                        { "locked_until": { "$lte": bson_time(now) } },
+                    ],
+                })
+                .await
+                .map_err(map_error)?;
+            Ok(done.deleted_count)
+        })
+        .await
+    }
 }
 
 impl Store for MongoStore {

@@ -445,6 +445,23 @@ impl ThrottleStore for PostgresStore {
             .map_err(map_error)?;
         Ok(())
     }
+
+    async fn purge_throttle(
+        &self,
+        stale_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM login_throttle \
+             WHERE window_started < $1 AND (locked_until IS NULL OR locked_until <= $2)",
+        )
+        .bind(stale_before)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected())
+    }
 }
 
 impl Store for PostgresStore {

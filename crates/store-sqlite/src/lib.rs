@@ -462,6 +462,23 @@ impl ThrottleStore for SqliteStore {
             .map_err(map_error)?;
         Ok(())
     }
+
+    async fn purge_throttle(
+        &self,
+        stale_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM login_throttle \
+             WHERE window_started < ? AND (locked_until IS NULL OR locked_until <= ?)",
+        )
+        .bind(ts(stale_before))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected())
+    }
 }
 
 impl Store for SqliteStore {
