@@ -229,7 +229,7 @@ impl<S: Store> AuthService<S> {
             let stored = user.as_ref().map(|u| u.password_hash.as_str());
             Some(self.hasher.verify(stored, password).await?)
         };
-        let user = match (user, verification) {
+        let (user, verification) = match (user, verification) {
             (Some(user), Some(v)) if v.matches => (user, v),
             _ => {
                 let now = Utc::now();
@@ -239,7 +239,6 @@ impl<S: Store> AuthService<S> {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        let (user, verification) = user;
         if throttle.is_some() {
             self.store.clear_throttle(&throttle_key).await?;
         }
