@@ -61,6 +61,21 @@ impl FromStr for SigningAlgorithm {
     }
 }
 
+/// Configuration spells algorithms as JWS does (`HS256`, `EdDSA`, ...),
+/// case-insensitively; parsed once, when the configuration is read.
+impl<'de> serde::Deserialize<'de> for SigningAlgorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for SigningAlgorithm {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl std::fmt::Display for SigningAlgorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

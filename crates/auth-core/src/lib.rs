@@ -11,6 +11,7 @@ pub mod keys;
 pub mod model;
 pub mod password;
 pub mod refresh;
+pub mod secret;
 pub mod service;
 pub mod store;
 pub mod throttle;
@@ -23,8 +24,12 @@ pub use model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
 };
 pub use password::{HashingConfig, PasswordHasher};
+pub use secret::{DatabaseUrl, Secret};
 pub use service::{AuthService, Introspection, LoginGrant, Registration, SessionPolicy, TokenKind};
-pub use store::{SessionStore, Store, StoreError, ThrottleStore, UniqueField, UserStore};
+pub use store::{
+    Lifecycle, Observed, SessionStore, Store, StoreError, StoreObserver, StoreSettings,
+    ThrottleStore, ThrottleUpdate, UniqueField, UserStore,
+};
 pub use throttle::{ThrottlePolicy, ThrottleState};
 pub use token::{AccessClaims, TokenConfig, TokenError, TokenKeys};
 pub use validation::{Email, FieldError, Password, Username, ValidationErrors};

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use auth_core::{Store, StoreError};
+use auth_core::{Store, StoreError, StoreSettings};
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::Server;
 
@@ -23,12 +23,14 @@ pub enum Command {
 
 /// Opens the configured store and runs `command` on it.
 pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
+    let settings = config.storage.store_settings();
     /// One arm: open the store when the feature is compiled in, else explain.
     macro_rules! with_backend {
-        ($feature:literal, $open:path) => {{
+        ($feature:literal, $connect:path) => {{
             #[cfg(feature = $feature)]
             {
-                let store = $open(&config).await?;
+                let timeout = config.storage.connect_timeout;
+                let store = connect_with_retry($feature, &settings, timeout, $connect).await?;
                 with_store(store, &config, command).await
             }
             #[cfg(not(feature = $feature))]
@@ -45,9 +47,9 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
     }
     match config.storage.backend {
         Backend::Memory => with_backend!("memory", open_memory),
-        Backend::Sqlite => with_backend!("sqlite", open_sqlite),
-        Backend::Postgres => with_backend!("postgres", open_postgres),
-        Backend::Mongo => with_backend!("mongo", open_mongo),
+        Backend::Sqlite => with_backend!("sqlite", store_sql::SqliteStore::connect),
+        Backend::Postgres => with_backend!("postgres", store_sql::PostgresStore::connect),
+        Backend::Mongo => with_backend!("mongo", store_mongo::MongoStore::connect),
     }
 }
 
@@ -60,64 +62,26 @@ fn compiled_out(feature: &str) -> anyhow::Error {
 }
 
 #[cfg(feature = "memory")]
-async fn open_memory(_config: &Config) -> anyhow::Result<store_memory::MemoryStore> {
+async fn open_memory(_settings: &StoreSettings) -> Result<store_memory::MemoryStore, StoreError> {
     Ok(store_memory::MemoryStore::new())
 }
 
-#[cfg(feature = "sqlite")]
-async fn open_sqlite(config: &Config) -> anyhow::Result<store_sqlite::SqliteStore> {
-    let settings = store_sqlite::SqliteSettings {
-        url: config.storage.url.clone(),
-        max_connections: config.storage.max_connections,
-        acquire_timeout: config.storage.acquire_timeout,
-    };
-    connect_with_retry("sqlite", config.storage.connect_timeout, || {
-        store_sqlite::SqliteStore::connect(&settings)
-    })
-    .await
-}
-
-#[cfg(feature = "postgres")]
-async fn open_postgres(config: &Config) -> anyhow::Result<store_postgres::PostgresStore> {
-    let settings = store_postgres::PostgresSettings {
-        url: config.storage.url.clone(),
-        max_connections: config.storage.max_connections,
-        acquire_timeout: config.storage.acquire_timeout,
-    };
-    connect_with_retry("postgres", config.storage.connect_timeout, || {
-        store_postgres::PostgresStore::connect(&settings)
-    })
-    .await
-}
-
-#[cfg(feature = "mongo")]
-async fn open_mongo(config: &Config) -> anyhow::Result<store_mongo::MongoStore> {
-    let settings = store_mongo::MongoSettings {
-        url: config.storage.url.clone(),
-        max_connections: config.storage.max_connections,
-        acquire_timeout: config.storage.acquire_timeout,
-    };
-    connect_with_retry("mongo", config.storage.connect_timeout, || {
-        store_mongo::MongoStore::connect(&settings)
-    })
-    .await
-}
-
-/// Retries a store that is not up yet (containers start in any order), with
-/// exponential backoff, until `timeout`; other errors fail at once.
-pub async fn connect_with_retry<S, F, Fut>(
+/// Opens a store, retrying one that is not up yet (containers start in any
+/// order) with exponential backoff until `timeout`; other errors fail at once.
+pub async fn connect_with_retry<'a, S, F, Fut>(
     backend: &str,
+    settings: &'a StoreSettings,
     timeout: Duration,
-    mut connect: F,
+    connect: F,
 ) -> anyhow::Result<S>
 where
-    F: FnMut() -> Fut,
+    F: Fn(&'a StoreSettings) -> Fut,
     Fut: Future<Output = Result<S, StoreError>>,
 {
     let deadline = Instant::now() + timeout;
     let mut delay = Duration::from_millis(200);
     loop {
-        match connect().await {
+        match connect(settings).await {
             Ok(store) => return Ok(store),
             Err(StoreError::Unavailable(reason)) if Instant::now() + delay < deadline => {
                 tracing::warn!(backend, %reason, retry_in_ms = delay.as_millis() as u64, "store not reachable yet");
@@ -126,7 +90,8 @@ where
             }
             Err(err) => {
                 return Err(anyhow::anyhow!(
-                    "cannot open the {backend} store (storage.url): {err}"
+                    "cannot open the {backend} store (storage.url = {}): {err}",
+                    settings.url
                 ))
             }
         }

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use auth_core::{HashingConfig, SigningAlgorithm, ThrottlePolicy};
+use auth_core::{
+    DatabaseUrl, HashingConfig, Secret, SigningAlgorithm, StoreSettings, ThrottlePolicy,
+};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -48,10 +50,34 @@ impl Backend {
             Backend::Mongo => "mongo",
         }
     }
+
+    /// The `storage.url` schemes this backend connects with; the memory
+    /// backend ignores the URL.
+    pub fn url_schemes(self) -> &'static [&'static str] {
+        match self {
+            Backend::Sqlite => &["sqlite"],
+            Backend::Memory => &[],
+            Backend::Postgres => &["postgres", "postgresql"],
+            Backend::Mongo => &["mongodb", "mongodb+srv"],
+        }
+    }
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty in `dev`, JSON in `production`.
+    #[serde(alias = "")]
+    Auto,
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub profile: Profile,
     /// Where generated dev secrets (and the default SQLite file) live.
@@ -68,7 +94,7 @@ pub struct Config {
 /// Per-client-address limits on `POST /token` and `POST /users`, per
 /// process (an edge proxy does the global one).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Sustained requests per minute per address; 0 turns the limit off.
     pub per_minute: u32,
@@ -90,7 +116,7 @@ impl Default for RateLimitConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub addr: SocketAddr,
     /// The issuer (`iss`) and base of URLs in metadata. No trailing slash.
@@ -104,10 +130,11 @@ pub struct ServerConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     pub backend: Backend,
-    pub url: String,
+    /// Its password never reaches `Debug` output or a log line.
+    pub url: DatabaseUrl,
     pub auto_migrate: bool,
     pub max_connections: u32,
     /// Longest a request waits for a database connection before a 503.
@@ -118,14 +145,51 @@ pub struct StorageConfig {
     pub connect_timeout: Duration,
 }
 
+impl StorageConfig {
+    /// What every store adapter connects with.
+    pub fn store_settings(&self) -> StoreSettings {
+        StoreSettings {
+            url: self.url.clone(),
+            max_connections: self.max_connections,
+            acquire_timeout: self.acquire_timeout,
+        }
+    }
+
+    /// A URL that cannot belong to the backend, caught before anything is
+    /// opened (a PostgreSQL backend pointed at the default SQLite file
+    /// would otherwise be a confusing connect failure).
+    fn url_problem(&self) -> Option<String> {
+        let schemes = self.backend.url_schemes();
+        if schemes.is_empty() {
+            return None;
+        }
+        let fits = self
+            .url
+            .scheme()
+            .is_some_and(|scheme| schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)));
+        (!fits).then(|| {
+            format!(
+                "storage.url = \"{}\" does not fit storage.backend = \"{}\": expected a {} URL",
+                self.url,
+                self.backend.as_str(),
+                schemes
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TokensConfig {
-    pub algorithm: String,
+    pub algorithm: SigningAlgorithm,
     /// HS256 secret. In `dev`, when unset, one is generated into `data_dir`.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Earlier HS256 secrets still accepted for verification (key rotation).
-    pub previous_secrets: Vec<String>,
+    pub previous_secrets: Vec<Secret>,
     /// EdDSA/ES256/RS256: a folder of PKCS#8 PEM private keys, one per
     /// `kid` (`<kid>.pem`). Every key verifies; one signs. In `dev`, when
     /// unset, `data_dir/keys` is used and a key is generated if needed.
@@ -150,12 +214,11 @@ pub struct TokensConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `tracing` filter, e.g. `info` or `auth_server=debug,info`. `RUST_LOG` wins.
     pub level: String,
-    /// `pretty` (human) or `json`; empty picks by profile.
-    pub format: String,
+    pub format: LogFormat,
 }
 
 impl Default for Config {
@@ -189,7 +252,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             backend: Backend::Sqlite,
-            url: "sqlite://data/tessera.db".into(),
+            url: DatabaseUrl::new("sqlite://data/tessera.db"),
             auto_migrate: true,
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
@@ -201,7 +264,7 @@ impl Default for StorageConfig {
 impl Default for TokensConfig {
     fn default() -> Self {
         Self {
-            algorithm: "HS256".into(),
+            algorithm: SigningAlgorithm::HS256,
             secret: None,
             previous_secrets: Vec::new(),
             keys_dir: None,
@@ -220,7 +283,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             level: "info".into(),
-            format: String::new(),
+            format: LogFormat::Auto,
         }
     }
 }
@@ -261,9 +324,7 @@ impl Config {
     /// Every rule in one place; all violations are reported together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        if let Err(e) = self.tokens.algorithm.parse::<SigningAlgorithm>() {
-            problems.push(format!("tokens.algorithm: {e}"));
-        }
+        problems.extend(self.storage.url_problem());
         if self.tokens.access_ttl < Duration::from_secs(1) {
             problems.push("tokens.access_ttl must be at least 1s".into());
         }
@@ -306,16 +367,30 @@ impl Config {
     /// What `production` refuses that `dev` tolerates.
     fn production_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        match self.tokens.secret.as_deref() {
-            None => problems
-                .push("tokens.secret (TESSERA_TOKENS__SECRET) is required in production".into()),
-            Some(secret) => problems.extend(secret_problem("tokens.secret", secret)),
-        }
-        for (i, old) in self.tokens.previous_secrets.iter().enumerate() {
-            problems.extend(secret_problem(
-                &format!("tokens.previous_secrets[{i}]"),
-                old,
-            ));
+        if self.tokens.algorithm.is_asymmetric() {
+            // The HS256 secrets sign and verify nothing then: not required.
+            if self.tokens.keys_dir.is_none() {
+                problems.push(format!(
+                    "tokens.keys_dir (TESSERA_TOKENS__KEYS_DIR) is required in production with \
+                     tokens.algorithm = {}: create keys with `tessera keys generate --alg {} --out DIR`",
+                    self.tokens.algorithm, self.tokens.algorithm
+                ));
+            }
+        } else {
+            match &self.tokens.secret {
+                None => problems.push(
+                    "tokens.secret (TESSERA_TOKENS__SECRET) is required in production with \
+                     tokens.algorithm = HS256"
+                        .into(),
+                ),
+                Some(secret) => problems.extend(secret_problem("tokens.secret", secret)),
+            }
+            for (i, old) in self.tokens.previous_secrets.iter().enumerate() {
+                problems.extend(secret_problem(
+                    &format!("tokens.previous_secrets[{i}]"),
+                    old,
+                ));
+            }
         }
         if self.storage.backend == Backend::Memory {
             problems.push(
@@ -335,14 +410,6 @@ impl Config {
         problems
     }
 
-    /// The configured algorithm (validated at load; HS256 if unparsable).
-    pub fn signing_algorithm(&self) -> SigningAlgorithm {
-        self.tokens
-            .algorithm
-            .parse()
-            .unwrap_or(SigningAlgorithm::HS256)
-    }
-
     /// The issuer URL without a trailing slash.
     pub fn issuer(&self) -> String {
         self.server.public_url.trim_end_matches('/').to_owned()
@@ -353,7 +420,8 @@ impl Config {
     }
 }
 
-fn secret_problem(key: &str, secret: &str) -> Option<String> {
+fn secret_problem(key: &str, secret: &Secret) -> Option<String> {
+    let secret = secret.expose();
     if secret.len() < MIN_SECRET_BYTES {
         Some(format!(
             "{key} must be at least {MIN_SECRET_BYTES} bytes in production"

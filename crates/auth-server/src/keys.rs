@@ -19,12 +19,12 @@ pub const DEV_KEYS_DIR: &str = "keys";
 
 /// The key set the configuration describes.
 pub fn load_token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
-    let algorithm = config.signing_algorithm();
+    let algorithm = config.tokens.algorithm;
     if algorithm.is_asymmetric() {
         return load_asymmetric(config, algorithm);
     }
     let secret = match (&config.tokens.secret, config.profile) {
-        (Some(secret), _) => secret.clone(),
+        (Some(secret), _) => secret.expose().to_owned(),
         (None, Profile::Dev) => dev_secret(config.data_dir())?,
         (None, Profile::Production) => {
             bail!("tokens.secret is required in production")
@@ -32,7 +32,7 @@ pub fn load_token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
     };
     let mut keys = TokenKeys::hs256(secret.as_bytes());
     for old in &config.tokens.previous_secrets {
-        keys = keys.with_previous_hs256(old.as_bytes());
+        keys = keys.with_previous_hs256(old.expose().as_bytes());
     }
     Ok(keys)
 }
@@ -215,7 +215,7 @@ mod tests {
             data_dir: dir.path().to_owned(),
             ..Config::default()
         };
-        config.tokens.algorithm = "EdDSA".into();
+        config.tokens.algorithm = SigningAlgorithm::EdDSA;
         let first = load_token_keys(&config).unwrap();
         let second = load_token_keys(&config).unwrap();
         assert_eq!(first.signing_kid(), second.signing_kid());
@@ -230,7 +230,7 @@ mod tests {
         write_new_key(dir.path(), SigningAlgorithm::EdDSA, Some("eddsa-2")).unwrap();
         write_new_key(dir.path(), SigningAlgorithm::ES256, Some("es256-9")).unwrap();
         let mut config = Config::default();
-        config.tokens.algorithm = "EdDSA".into();
+        config.tokens.algorithm = SigningAlgorithm::EdDSA;
         config.tokens.keys_dir = Some(dir.path().to_owned());
         let keys = load_token_keys(&config).unwrap();
         assert_eq!(keys.signing_kid(), "eddsa-2");

@@ -18,7 +18,7 @@ pub fn build_state<S: Store>(
     store: S,
     config: &Config,
 ) -> anyhow::Result<Arc<AppState<Instrumented<S>>>> {
-    let store = Instrumented(store);
+    let store = crate::instrumented::instrument(store);
     let hasher = PasswordHasher::new(&config.passwords)?;
     let keys = load_token_keys(config)?;
     let keys_jwks = keys.public_jwks().to_vec();

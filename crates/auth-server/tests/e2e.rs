@@ -971,7 +971,7 @@ macro_rules! database_backend_cases {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
-    use store_postgres::test_support::TestDatabase;
+    use store_sql::test_support::TestDatabase;
 
     database_backend_cases!("postgres", TestDatabase, "20261128000001 users");
 

@@ -433,7 +433,7 @@ async fn every_asymmetric_algorithm_publishes_a_jwk_that_verifies_its_tokens() {
     for alg in ["EdDSA", "ES256", "RS256"] {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config();
-        config.tokens.algorithm = alg.into();
+        config.tokens.algorithm = alg.parse().unwrap();
         config.data_dir = dir.path().to_owned();
         let app = TestApp::with_config(config);
         let grant = setup(&app, "verifier").await;

@@ -9,6 +9,7 @@
 
 pub mod sessions;
 pub mod throttle;
+pub mod throwaway;
 pub mod users;
 
 /// Expands to a module named `$backend` holding one test per conformance

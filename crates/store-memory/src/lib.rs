@@ -9,7 +9,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use auth_core::store::{SessionStore, Store, StoreError, ThrottleStore, UniqueField, UserStore};
+use auth_core::store::{
+    Lifecycle, SessionStore, Store, StoreError, ThrottleStore, ThrottleUpdate, UniqueField,
+    UserStore,
+};
 use auth_core::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
     User,
@@ -317,10 +320,11 @@ impl ThrottleStore for MemoryStore {
         Ok(self.lock()?.throttle.get(key).cloned())
     }
 
-    async fn update_throttle<F>(&self, key: &str, update: F) -> Result<ThrottleState, StoreError>
-    where
-        F: Fn(Option<ThrottleState>) -> ThrottleState + Send + Sync,
-    {
+    async fn update_throttle<F: ThrottleUpdate>(
+        &self,
+        key: &str,
+        update: F,
+    ) -> Result<ThrottleState, StoreError> {
         let mut tables = self.lock()?;
         let next = update(tables.throttle.get(key).cloned());
         tables.throttle.insert(key.to_owned(), next.clone());
@@ -346,13 +350,9 @@ impl ThrottleStore for MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
+impl Lifecycle for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.lock().map(|_| ())
-    }
-
-    fn backend_name(&self) -> &'static str {
-        "memory"
     }
 
     /// Maps have no schema to migrate.
@@ -362,5 +362,11 @@ impl Store for MemoryStore {
 
     async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
         Ok(Vec::new())
+    }
+}
+
+impl Store for MemoryStore {
+    fn backend_name(&self) -> &'static str {
+        "memory"
     }
 }

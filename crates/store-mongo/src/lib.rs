@@ -12,7 +12,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use auth_core::store::{SessionStore, Store, StoreError, ThrottleStore, UserStore};
+use auth_core::store::{
+    Lifecycle, SessionStore, Store, StoreError, StoreSettings, ThrottleStore, ThrottleUpdate,
+    UserStore,
+};
 use auth_core::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
     User,
@@ -42,20 +45,6 @@ pub const DEFAULT_DATABASE: &str = "tessera";
 /// How many sessions one purge round deletes (bounds the `$in` lists).
 const PURGE_BATCH: i64 = 1000;
 
-/// Connection settings.
-#[derive(Debug, Clone)]
-pub struct MongoSettings {
-    /// `mongodb://host:27017/tessera` (any MongoDB connection string; the
-    /// path names the database, [`DEFAULT_DATABASE`] when absent).
-    pub url: String,
-    pub max_connections: u32,
-    /// How long a call waits for a usable server (and for a connection)
-    /// before the store reports itself unavailable. A whole call is bounded
-    /// by twice this, so a server that stops answering mid-call is a 503,
-    /// never a hang.
-    pub acquire_timeout: Duration,
-}
-
 /// Cheap to clone (a client handle).
 #[derive(Debug, Clone)]
 pub struct MongoStore {
@@ -67,17 +56,25 @@ pub struct MongoStore {
 impl MongoStore {
     /// Connects and proves the server answers. A server that is down fails
     /// here with [`StoreError::Unavailable`]; retrying is the caller's policy.
-    pub async fn connect(settings: &MongoSettings) -> Result<Self, StoreError> {
-        let mut options = ClientOptions::parse(&settings.url).await.map_err(|e| {
-            if matches!(
-                e.kind.as_ref(),
-                mongodb::error::ErrorKind::DnsResolve { .. }
-            ) {
-                map_error(e)
-            } else {
-                StoreError::Other(format!("invalid MongoDB URL: {e}"))
-            }
-        })?;
+    ///
+    /// `settings.url` is any MongoDB connection string; its path names the
+    /// database ([`DEFAULT_DATABASE`] when absent). `acquire_timeout` bounds
+    /// the wait for a usable server (and a connection); a whole call is
+    /// bounded by twice it, so a server that stops answering mid-call is a
+    /// 503, never a hang.
+    pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let mut options = ClientOptions::parse(settings.url.expose())
+            .await
+            .map_err(|e| {
+                if matches!(
+                    e.kind.as_ref(),
+                    mongodb::error::ErrorKind::DnsResolve { .. }
+                ) {
+                    map_error(e)
+                } else {
+                    StoreError::Other(format!("invalid MongoDB URL: {e}"))
+                }
+            })?;
         options.app_name.get_or_insert_with(|| "tessera".into());
         options.max_pool_size = Some(settings.max_connections.max(1));
         options.server_selection_timeout = Some(settings.acquire_timeout);
@@ -492,10 +489,11 @@ impl ThrottleStore for MongoStore {
         .await
     }
 
-    async fn update_throttle<F>(&self, key: &str, update: F) -> Result<ThrottleState, StoreError>
-    where
-        F: Fn(Option<ThrottleState>) -> ThrottleState + Send + Sync,
-    {
+    async fn update_throttle<F: ThrottleUpdate>(
+        &self,
+        key: &str,
+        update: F,
+    ) -> Result<ThrottleState, StoreError> {
         self.bounded(async {
             // Compare-and-set: read the state and its version, write only if
             // the version is unchanged, otherwise read again. Every
@@ -576,7 +574,7 @@ impl ThrottleStore for MongoStore {
     }
 }
 
-impl Store for MongoStore {
+impl Lifecycle for MongoStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.bounded(async {
             self.db
@@ -586,10 +584,6 @@ impl Store for MongoStore {
             Ok(())
         })
         .await
-    }
-
-    fn backend_name(&self) -> &'static str {
-        "mongo"
     }
 
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
@@ -607,5 +601,11 @@ impl Store for MongoStore {
                 .collect())
         })
         .await
+    }
+}
+
+impl Store for MongoStore {
+    fn backend_name(&self) -> &'static str {
+        "mongo"
     }
 }

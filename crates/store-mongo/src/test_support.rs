@@ -10,6 +10,7 @@ use std::time::Duration;
 use mongodb::bson::doc;
 use mongodb::options::ClientOptions;
 use mongodb::Client;
+use store_conformance::throwaway;
 
 /// The environment variable naming the test server.
 pub const TEST_URL_VAR: &str = "TESSERA_TEST_MONGO_URL";
@@ -37,7 +38,7 @@ impl TestDatabase {
 
     /// On the server at `server_url`.
     pub async fn create_on(server_url: String) -> Self {
-        let name = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
+        let name = throwaway::database_name();
         let client = client(&server_url).await;
         client
             .database(&name)
@@ -49,7 +50,7 @@ impl TestDatabase {
                      Run the tests with `cargo xtask test`, or start a mongod there."
                 )
             });
-        let url = with_database(&server_url, &name);
+        let url = throwaway::with_database(&server_url, &name);
         Self {
             name,
             server_url,
@@ -75,73 +76,19 @@ async fn client(url: &str) -> Client {
     Client::with_options(options).expect("MongoDB client")
 }
 
-/// Replaces the database of a `mongodb://` URL, keeping its options.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let hosts_start = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let hosts_end = base[hosts_start..]
-        .find('/')
-        .map(|j| hosts_start + j)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{}", &base[..hosts_end], database);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let server_url = self.server_url.clone();
         let name = self.name.clone();
-        // Drop runs inside a test's runtime; do the async work on a thread of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+        throwaway::drop_database(&self.name, move || async move {
+            let client = client(&server_url).await;
+            client
+                .database(&name)
+                .drop()
+                .await
                 .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let client = client(&server_url).await;
-                client
-                    .database(&name)
-                    .drop()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                client.shutdown().await;
-                Ok::<_, String>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!(
-                "warning: could not drop test database {}: {dropped:?}",
-                self.name
-            );
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn swaps_the_database_name() {
-        assert_eq!(
-            with_database("mongodb://h:27017", "x"),
-            "mongodb://h:27017/x"
-        );
-        assert_eq!(
-            with_database("mongodb://h:27017/old?replicaSet=rs0", "x"),
-            "mongodb://h:27017/x?replicaSet=rs0"
-        );
-        assert_eq!(
-            with_database("mongodb://u:p@a:1,b:2/?tls=true", "x"),
-            "mongodb://u:p@a:1,b:2/x?tls=true"
-        );
+            client.shutdown().await;
+            Ok(())
+        });
     }
 }

@@ -2,9 +2,9 @@
 //! a fresh database that is dropped afterwards.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use auth_core::Store;
+use auth_core::{DatabaseUrl, Lifecycle, StoreSettings};
 use store_mongo::test_support::TestDatabase;
-use store_mongo::{MongoSettings, MongoStore};
+use store_mongo::MongoStore;
 
 async fn fresh_store() -> (MongoStore, TestDatabase) {
     let db = TestDatabase::create().await;
@@ -13,9 +13,9 @@ async fn fresh_store() -> (MongoStore, TestDatabase) {
     (store, db)
 }
 
-fn settings(db: &TestDatabase) -> MongoSettings {
-    MongoSettings {
-        url: db.url().to_owned(),
+fn settings(db: &TestDatabase) -> StoreSettings {
+    StoreSettings {
+        url: DatabaseUrl::new(db.url()),
         max_connections: 16,
         acquire_timeout: std::time::Duration::from_secs(10),
     }

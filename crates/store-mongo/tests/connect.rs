@@ -5,11 +5,12 @@
 use std::time::{Duration, Instant};
 
 use auth_core::StoreError;
-use store_mongo::{MongoSettings, MongoStore};
+use auth_core::{DatabaseUrl, StoreSettings};
+use store_mongo::MongoStore;
 
-fn settings(url: &str) -> MongoSettings {
-    MongoSettings {
-        url: url.to_owned(),
+fn settings(url: &str) -> StoreSettings {
+    StoreSettings {
+        url: DatabaseUrl::new(url),
         max_connections: 4,
         acquire_timeout: Duration::from_millis(500),
     }

@@ -1,60 +1,181 @@
-//! The parts of the SQLite and PostgreSQL stores that are the same whatever
-//! the dialect. The SQL itself stays in each store crate.
+//! Tessera's SQL store: one implementation for SQLite (the embedded default)
+//! and PostgreSQL.
+//!
+//! # How one implementation serves two databases
+//!
+//! Every query, row mapping and error mapping is written once, in
+//! `queries.rs`, against a type alias `Db`. That file is compiled once per
+//! enabled dialect (`sqlite.rs` and `postgres.rs` each include it as a
+//! module with their own `Db`), so the code is monomorphic — no generic
+//! `sqlx` bounds, no per-query dispatch — but exists in one copy.
+//!
+//! What really differs between the two databases is named in one place,
+//! the [`Dialect`] trait, implemented once per database: how a time is
+//! encoded, how a unique violation names its constraint, which errors mean
+//! "the database is not reachable", how a write transaction and a per-key
+//! lock are taken, one statement PostgreSQL can fuse that SQLite cannot,
+//! and how migration runs are serialised. Both dialects use `$1`-style
+//! placeholders (SQLite accepts them), `RETURNING` and `ON CONFLICT`.
+//!
+//! Adding a table: one migration in `migrations/sqlite` and one in
+//! `migrations/postgres`, and its queries once in `queries.rs`.
 
-use auth_core::store::StoreError;
-use auth_core::{Consumed, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User};
-use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::marker::PhantomData;
+
+use auth_core::store::{StoreError, UniqueField};
+use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
-use uuid::Uuid;
+use sqlx::{Database, Pool};
 
-/// The `users` columns every query selects, in [`UserRow`] order.
-pub const USER_COLUMNS: &str = "id, username, email, password_hash, created_at, disabled";
+mod rows;
 
-/// A `users` row as both dialects return it.
-#[derive(Debug, sqlx::FromRow)]
-pub struct UserRow {
-    pub id: Uuid,
-    pub username: String,
-    pub email: String,
-    pub password_hash: String,
-    pub created_at: DateTime<Utc>,
-    pub disabled: bool,
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+pub use auth_core::store::StoreSettings;
+
+/// The SQL store over database `D` ([`sqlx::Sqlite`] or [`sqlx::Postgres`]).
+/// Cheap to clone: a pool handle.
+pub struct SqlStore<D: Database> {
+    pool: Pool<D>,
+    dialect: PhantomData<D>,
 }
 
-impl From<UserRow> for User {
-    fn from(row: UserRow) -> Self {
-        User {
-            id: row.id,
-            username: row.username,
-            email: row.email,
-            password_hash: row.password_hash,
-            created_at: row.created_at,
-            disabled: row.disabled,
+/// SQLite: one file, WAL mode, no setup.
+#[cfg(feature = "sqlite")]
+pub type SqliteStore = SqlStore<sqlx::Sqlite>;
+
+/// PostgreSQL: production, and several Tessera processes over one database.
+#[cfg(feature = "postgres")]
+pub type PostgresStore = SqlStore<sqlx::Postgres>;
+
+impl<D: Database> SqlStore<D> {
+    fn from_pool(pool: Pool<D>) -> Self {
+        Self {
+            pool,
+            dialect: PhantomData,
         }
     }
-}
 
-/// `UPDATE`/`DELETE` of one row by id: zero rows means no such record.
-pub fn require_found(rows_affected: u64) -> Result<(), StoreError> {
-    if rows_affected == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
+    /// Closes the pool, waiting for checked-out connections to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 }
 
-/// The migrations of `migrator` not in `applied`, as `"<version> <description>"`.
-pub fn pending_migrations(migrator: &Migrator, applied: &[i64]) -> Vec<String> {
-    migrator
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
-        .map(|m| format!("{} {}", m.version, m.description))
-        .collect()
+impl<D: Database> Clone for SqlStore<D> {
+    fn clone(&self) -> Self {
+        Self::from_pool(self.pool.clone())
+    }
+}
+
+impl<D: Database> std::fmt::Debug for SqlStore<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("database", &D::NAME)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+/// What differs between the SQL databases, and nothing else.
+pub trait Dialect: Database {
+    /// The backend's short name (`sqlite`, `postgres`).
+    const BACKEND: &'static str;
+
+    /// The statement that opens a transaction which will write: SQLite
+    /// must take its write lock up front (`BEGIN IMMEDIATE`), or two
+    /// readers that both decide to write deadlock.
+    const BEGIN_WRITE: &'static str;
+
+    /// A query answering whether sqlx's migration table exists yet.
+    const MIGRATION_TABLE_EXISTS: &'static str;
+
+    /// How times are bound: PostgreSQL has `timestamptz`; SQLite stores
+    /// fixed-width RFC 3339 text, so that comparing strings compares times.
+    type Time: for<'q> sqlx::Encode<'q, Self> + sqlx::Type<Self> + Send + Sync + 'static;
+
+    fn time(at: chrono::DateTime<chrono::Utc>) -> Self::Time;
+
+    /// The migrations of this dialect, embedded at build time.
+    fn migrator() -> &'static Migrator;
+
+    /// The name of the unique constraint (or, for SQLite, `table.column`)
+    /// a violation reports; the shared mapping turns it into a field.
+    fn violated_unique(error: &dyn DatabaseError) -> Option<&str>;
+
+    /// Database errors that mean "not reachable right now" (503, retry).
+    fn is_unavailable(error: &dyn DatabaseError) -> bool;
+
+    /// Serialises writers of one throttle key inside a transaction opened
+    /// with [`Dialect::BEGIN_WRITE`], even before the key's row exists.
+    fn lock_throttle_key(
+        conn: &mut Self::Connection,
+        key: &str,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Moves a session's expiry to `expires_at` and returns it with its
+    /// user. PostgreSQL does this in one statement (a data-modifying CTE);
+    /// SQLite has none, so it updates, then reads.
+    fn slide_session(
+        conn: &mut Self::Connection,
+        session_id: uuid::Uuid,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<Option<rows::SessionUserRow>, sqlx::Error>> + Send;
+
+    /// Held around a whole migration run, so that of two processes
+    /// migrating at once each reports exactly the steps it applied.
+    fn lock_migrations(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    fn unlock_migrations(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+/// One mapping from driver errors to the domain's, for both dialects, so no
+/// driver text reaches a client and unique violations name their field.
+fn map_error<D: Dialect>(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            match D::violated_unique(db.as_ref()).and_then(unique_field) {
+                Some(field) => StoreError::Conflict(field),
+                None => StoreError::Other(err.to_string()),
+            }
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        sqlx::Error::Database(db) if D::is_unavailable(db.as_ref()) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        // The server went away mid-conversation.
+        sqlx::Error::Protocol(_) => StoreError::Unavailable(err.to_string()),
+        e if is_connectivity_error(e) => StoreError::Unavailable(err.to_string()),
+        _ => StoreError::Other(err.to_string()),
+    }
+}
+
+/// Which account field a unique constraint guards. Constraints and indexes
+/// are named after the key column they cover in both dialects
+/// (`users_username_key_unique`, SQLite's `users.username_key`).
+fn unique_field(constraint: &str) -> Option<UniqueField> {
+    if constraint.contains("username_key") {
+        Some(UniqueField::Username)
+    } else if constraint.contains("email_key") {
+        Some(UniqueField::Email)
+    } else {
+        None
+    }
 }
 
 /// Driver errors that mean "the database is not reachable right now",
 /// whatever the dialect: worth a 503 and a retry, not a 500.
-pub fn is_connectivity_error(err: &sqlx::Error) -> bool {
+fn is_connectivity_error(err: &sqlx::Error) -> bool {
     matches!(
         err,
         sqlx::Error::PoolTimedOut
@@ -65,147 +186,17 @@ pub fn is_connectivity_error(err: &sqlx::Error) -> bool {
     )
 }
 
-/// Session columns, aliased so they can sit beside [`USER_COLUMNS`] in one
-/// row (`s` = sessions).
-pub const SESSION_COLUMNS: &str = "s.id AS session_id, s.user_id AS session_user_id, \
-    s.created_at AS session_created_at, s.expires_at AS session_expires_at, \
-    s.revoked_at AS session_revoked_at, s.scope AS session_scope";
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// User columns qualified for joins (`u` = users), in [`UserRow`] order.
-pub const JOINED_USER_COLUMNS: &str =
-    "u.id, u.username, u.email, u.password_hash, u.created_at, u.disabled";
-
-/// Refresh-token columns, aliased (`t` = refresh_tokens).
-pub const TOKEN_COLUMNS: &str = "t.digest AS token_digest, t.session_id AS token_session_id, \
-    t.issued_at AS token_issued_at, t.expires_at AS token_expires_at, \
-    t.used_at AS token_used_at, t.successor_digest AS token_successor_digest, \
-    t.successor_sealed AS token_successor_sealed";
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct SessionRow {
-    pub session_id: Uuid,
-    pub session_user_id: Uuid,
-    pub session_created_at: DateTime<Utc>,
-    pub session_expires_at: DateTime<Utc>,
-    pub session_revoked_at: Option<DateTime<Utc>>,
-    pub session_scope: Option<String>,
-}
-
-impl From<SessionRow> for Session {
-    fn from(row: SessionRow) -> Self {
-        Session {
-            id: row.session_id,
-            user_id: row.session_user_id,
-            created_at: row.session_created_at,
-            expires_at: row.session_expires_at,
-            revoked_at: row.session_revoked_at,
-            scope: row.session_scope,
-        }
+    #[test]
+    fn unique_constraints_name_their_field_in_both_dialects() {
+        assert_eq!(
+            unique_field("users_username_key_unique"),
+            Some(UniqueField::Username)
+        );
+        assert_eq!(unique_field("users.email_key"), Some(UniqueField::Email));
+        assert_eq!(unique_field("refresh_tokens_pkey"), None);
     }
-}
-
-/// A session joined with its user.
-#[derive(Debug, sqlx::FromRow)]
-pub struct SessionUserRow {
-    #[sqlx(flatten)]
-    pub session: SessionRow,
-    #[sqlx(flatten)]
-    pub user: UserRow,
-}
-
-impl From<SessionUserRow> for (Session, User) {
-    fn from(row: SessionUserRow) -> Self {
-        (row.session.into(), row.user.into())
-    }
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct TokenRow {
-    pub token_digest: Vec<u8>,
-    pub token_session_id: Uuid,
-    pub token_issued_at: DateTime<Utc>,
-    pub token_expires_at: DateTime<Utc>,
-    pub token_used_at: Option<DateTime<Utc>>,
-    pub token_successor_digest: Option<Vec<u8>>,
-    pub token_successor_sealed: Option<Vec<u8>>,
-}
-
-fn to_digest(bytes: Vec<u8>) -> Result<TokenDigest, StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Other("stored token digest is not 32 bytes".into()))
-}
-
-impl TryFrom<TokenRow> for RefreshTokenRecord {
-    type Error = StoreError;
-
-    fn try_from(row: TokenRow) -> Result<Self, StoreError> {
-        Ok(RefreshTokenRecord {
-            digest: to_digest(row.token_digest)?,
-            session_id: row.token_session_id,
-            issued_at: row.token_issued_at,
-            expires_at: row.token_expires_at,
-            used_at: row.token_used_at,
-            successor_digest: row.token_successor_digest.map(to_digest).transpose()?,
-            successor_sealed: row.token_successor_sealed,
-        })
-    }
-}
-
-/// A refresh token joined with its session and user.
-#[derive(Debug, sqlx::FromRow)]
-pub struct TokenSessionUserRow {
-    #[sqlx(flatten)]
-    pub token: TokenRow,
-    #[sqlx(flatten)]
-    pub session: SessionRow,
-    #[sqlx(flatten)]
-    pub user: UserRow,
-}
-
-impl TryFrom<TokenSessionUserRow> for (RefreshTokenRecord, Session, User) {
-    type Error = StoreError;
-
-    fn try_from(row: TokenSessionUserRow) -> Result<Self, StoreError> {
-        Ok((row.token.try_into()?, row.session.into(), row.user.into()))
-    }
-}
-
-/// What a lost or repeated `consume_refresh_token` reports, from the
-/// token's current row: used and still live means reuse, anything else is
-/// simply invalid.
-pub fn already_used_or_invalid(
-    row: Option<TokenSessionUserRow>,
-    now: DateTime<Utc>,
-) -> Result<Consumed, StoreError> {
-    let found: Option<(RefreshTokenRecord, Session, User)> =
-        row.map(TryInto::try_into).transpose()?;
-    Ok(Consumed::not_rotated(found, now))
-}
-
-/// `login_throttle` columns, in [`ThrottleRow`] order.
-pub const THROTTLE_COLUMNS: &str = "failures, window_started, locked_until, lockouts";
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct ThrottleRow {
-    pub failures: i32,
-    pub window_started: DateTime<Utc>,
-    pub locked_until: Option<DateTime<Utc>>,
-    pub lockouts: i32,
-}
-
-impl From<ThrottleRow> for ThrottleState {
-    fn from(row: ThrottleRow) -> Self {
-        ThrottleState {
-            failures: u32::try_from(row.failures).unwrap_or(0),
-            window_started: row.window_started,
-            locked_until: row.locked_until,
-            lockouts: u32::try_from(row.lockouts).unwrap_or(0),
-        }
-    }
-}
-
-/// Counters as the databases store them (SQL `integer`).
-pub fn as_sql_int(n: u32) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }

@@ -172,7 +172,7 @@ async fn bench_backend(binary: &Path, backend: &str, args: &BenchArgs) -> Result
             Box::new(dir)
         }
         "postgres" => {
-            let db = store_postgres::test_support::TestDatabase::create().await;
+            let db = store_sql::test_support::TestDatabase::create().await;
             env.push(("TESSERA_STORAGE__URL", db.url().to_owned()));
             Box::new(db)
         }

@@ -18,7 +18,7 @@ pub const PASSWORD: &str = "correct horse battery";
 /// A config for fast tests: cheap Argon2, a fixed secret.
 pub fn test_config() -> Config {
     let mut config = Config::default();
-    config.tokens.secret = Some(SECRET.into());
+    config.tokens.secret = Some(auth_core::Secret::new(SECRET));
     config.passwords.memory_kib = 1024;
     config.passwords.iterations = 1;
     config.passwords.max_queue = 10_000;

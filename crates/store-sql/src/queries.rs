@@ -1,102 +1,34 @@
-//! The PostgreSQL store, for production and for running several Tessera
-//! processes over one database.
+//! Every query of the SQL store, written once.
+//!
+//! This file is compiled once per enabled dialect: `sqlite.rs` and
+//! `postgres.rs` each include it as a module and provide `super::Db`.
+//! Whatever differs between the databases goes through [`Dialect`].
 
-use std::time::Duration;
-
-use auth_core::store::{SessionStore, Store, StoreError, ThrottleStore, UniqueField, UserStore};
+use auth_core::store::{
+    Lifecycle, SessionStore, Store, StoreError, ThrottleStore, ThrottleUpdate, UserStore,
+};
 use auth_core::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
     User,
 };
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
-
-/// Advisory-lock key serialising whole migration runs ("tessera" in ASCII).
-const MIGRATION_REPORT_LOCK: i64 = 0x0074_6573_7365_7261;
-use store_sql::{
-    already_used_or_invalid, as_sql_int, pending_migrations, require_found, SessionUserRow,
-    ThrottleRow, TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSION_COLUMNS,
-    THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
-};
 use uuid::Uuid;
 
-#[cfg(feature = "test-support")]
-pub mod test_support;
+use super::Db;
+use crate::rows::{
+    already_used_or_invalid, as_sql_int, pending_migrations, require_found, SessionUserRow,
+    ThrottleRow, TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSIONS_WITH_USERS,
+    SESSION_COLUMNS, THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
+};
+use crate::{Dialect, SqlStore};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+type Conn = <Db as sqlx::Database>::Connection;
 
-/// Connection settings.
-#[derive(Debug, Clone)]
-pub struct PostgresSettings {
-    /// `postgres://user@host:5432/database`
-    pub url: String,
-    pub max_connections: u32,
-    /// How long a request waits for a pooled connection (or a new one) before
-    /// the store reports itself unavailable.
-    pub acquire_timeout: Duration,
-}
-
-/// Cheap to clone (a pool handle).
-#[derive(Debug, Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
-}
-
-impl PostgresStore {
-    /// Connects and proves the database answers. A database that is down
-    /// fails here; retrying is the caller's policy.
-    pub async fn connect(settings: &PostgresSettings) -> Result<Self, StoreError> {
-        let options: PgConnectOptions = settings
-            .url
-            .parse()
-            .map_err(|e| StoreError::Other(format!("invalid PostgreSQL URL: {e}")))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections.max(1))
-            .acquire_timeout(settings.acquire_timeout)
-            // No ping before every query: it doubled the round trips of the
-            // hot path (measured with `cargo xtask bench`). A connection that
-            // died with the server fails its query once (a 503) and is
-            // replaced; the outage test shows the recovery.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(map_error)?;
-        Ok(Self { pool })
-    }
-
-    /// Closes the pool, waiting for checked-out connections to come back.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-/// One mapping from driver errors to the domain's, so no driver text
-/// reaches a client and unique violations name their field.
 fn map_error(err: sqlx::Error) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => match db.constraint() {
-            Some("users_username_key_unique") => StoreError::Conflict(UniqueField::Username),
-            Some("users_email_key_unique") => StoreError::Conflict(UniqueField::Email),
-            _ => StoreError::Other(err.to_string()),
-        },
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-        // Class 08 (connection exception), 57P01-03 (admin shutdown, crash, cannot connect now).
-        sqlx::Error::Database(db)
-            if db
-                .code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
-        {
-            StoreError::Unavailable(err.to_string())
-        }
-        // The server went away mid-conversation.
-        sqlx::Error::Protocol(_) => StoreError::Unavailable(err.to_string()),
-        e if store_sql::is_connectivity_error(e) => StoreError::Unavailable(err.to_string()),
-        _ => StoreError::Other(err.to_string()),
-    }
+    crate::map_error::<Db>(err)
 }
 
-impl PostgresStore {
+impl SqlStore<Db> {
     async fn find_user_where(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = $1");
         let row: Option<UserRow> = sqlx::query_as(&sql)
@@ -107,22 +39,57 @@ impl PostgresStore {
         Ok(row.map(User::from))
     }
 
-    async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+    async fn applied_versions(conn: &mut Conn) -> Result<Vec<i64>, StoreError> {
+        let exists: bool = sqlx::query_scalar(Db::MIGRATION_TABLE_EXISTS)
             .fetch_one(&mut *conn)
             .await
             .map_err(map_error)?;
         if !exists {
             return Ok(Vec::new());
         }
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
             .fetch_all(&mut *conn)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn insert_refresh_token(
+        conn: &mut Conn,
+        token: &NewRefreshToken,
+        session_id: Uuid,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (digest, session_id, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token.digest.as_slice())
+        .bind(session_id)
+        .bind(Db::time(token.issued_at))
+        .bind(Db::time(token.expires_at))
+        .execute(conn)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn token_with_session(
+        conn: &mut Conn,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenSessionUserRow>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS}, {SESSION_COLUMNS}, {JOINED_USER_COLUMNS} \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             JOIN users u ON u.id = s.user_id WHERE t.digest = $1"
+        );
+        sqlx::query_as(&sql)
+            .bind(digest.as_slice())
+            .fetch_optional(conn)
             .await
             .map_err(map_error)
     }
 }
 
-impl UserStore for PostgresStore {
+impl UserStore for SqlStore<Db> {
     async fn insert_user(&self, user: &NewUser) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO users (id, username, username_key, email, email_key, password_hash, created_at) \
@@ -134,7 +101,7 @@ impl UserStore for PostgresStore {
         .bind(user.email.as_str())
         .bind(user.email.key())
         .bind(&user.password_hash)
-        .bind(user.created_at)
+        .bind(Db::time(user.created_at))
         .execute(&self.pool)
         .await
         .map_err(map_error)?;
@@ -201,43 +168,7 @@ impl UserStore for PostgresStore {
     }
 }
 
-async fn insert_refresh_token(
-    conn: &mut PgConnection,
-    token: &NewRefreshToken,
-    session_id: Uuid,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (digest, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(token.digest.as_slice())
-    .bind(session_id)
-    .bind(token.issued_at)
-    .bind(token.expires_at)
-    .execute(conn)
-    .await
-    .map_err(map_error)?;
-    Ok(())
-}
-
-impl PostgresStore {
-    async fn token_with_session(
-        conn: &mut PgConnection,
-        digest: &TokenDigest,
-    ) -> Result<Option<TokenSessionUserRow>, StoreError> {
-        let sql = format!(
-            "SELECT {TOKEN_COLUMNS}, {SESSION_COLUMNS}, {JOINED_USER_COLUMNS} \
-             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
-             WHERE t.digest = $1"
-        );
-        sqlx::query_as(&sql)
-            .bind(digest.as_slice())
-            .fetch_optional(conn)
-            .await
-            .map_err(map_error)
-    }
-}
-
-impl SessionStore for PostgresStore {
+impl SessionStore for SqlStore<Db> {
     async fn create_session(
         &self,
         session: &Session,
@@ -250,14 +181,14 @@ impl SessionStore for PostgresStore {
         )
         .bind(session.id)
         .bind(session.user_id)
-        .bind(session.created_at)
-        .bind(session.expires_at)
-        .bind(session.revoked_at)
+        .bind(Db::time(session.created_at))
+        .bind(Db::time(session.expires_at))
+        .bind(session.revoked_at.map(Db::time))
         .bind(&session.scope)
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
-        insert_refresh_token(&mut tx, first_token, session.id).await?;
+        Self::insert_refresh_token(&mut tx, first_token, session.id).await?;
         tx.commit().await.map_err(map_error)
     }
 
@@ -267,13 +198,12 @@ impl SessionStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Option<(Session, User)>, StoreError> {
         let sql = format!(
-            "SELECT {SESSION_COLUMNS}, {JOINED_USER_COLUMNS} \
-             FROM sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT {SESSION_COLUMNS}, {JOINED_USER_COLUMNS} FROM {SESSIONS_WITH_USERS} \
              WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2"
         );
         let row: Option<SessionUserRow> = sqlx::query_as(&sql)
             .bind(id)
-            .bind(now)
+            .bind(Db::time(now))
             .fetch_optional(&self.pool)
             .await
             .map_err(map_error)?;
@@ -286,16 +216,23 @@ impl SessionStore for PostgresStore {
         successor: &NewRefreshToken,
         now: DateTime<Utc>,
     ) -> Result<Consumed, StoreError> {
-        // A concurrent UPDATE of the same row waits for the winner to
-        // commit, re-checks `used_at IS NULL`, and matches nothing.
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        // The conditional UPDATE is the single-use guarantee. SQLite: the
+        // write transaction serialises consumers, so exactly one sees
+        // `used_at IS NULL`. PostgreSQL: a concurrent UPDATE of the same row
+        // waits for the winner to commit, re-checks `used_at IS NULL`, and
+        // matches nothing.
+        let mut tx = self
+            .pool
+            .begin_with(Db::BEGIN_WRITE)
+            .await
+            .map_err(map_error)?;
         let won: Option<Uuid> = sqlx::query_scalar(
             "UPDATE refresh_tokens SET used_at = $1, successor_digest = $2, successor_sealed = $3 \
              WHERE digest = $4 AND used_at IS NULL AND expires_at > $1 \
                AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > $1) \
              RETURNING session_id",
         )
-        .bind(now)
+        .bind(Db::time(now))
         .bind(successor.digest.as_slice())
         .bind(successor.sealed.as_deref())
         .bind(digest.as_slice())
@@ -304,18 +241,11 @@ impl SessionStore for PostgresStore {
         .map_err(map_error)?;
         let outcome = match won {
             Some(session_id) => {
-                insert_refresh_token(&mut tx, successor, session_id).await?;
-                let sql = format!(
-                    "WITH s AS (UPDATE sessions SET expires_at = $1 WHERE id = $2 RETURNING *) \
-                     SELECT {SESSION_COLUMNS}, {JOINED_USER_COLUMNS} FROM s JOIN users u ON u.id = s.user_id"
-                );
-                let row: Option<SessionUserRow> = sqlx::query_as(&sql)
-                    .bind(successor.expires_at)
-                    .bind(session_id)
-                    .fetch_optional(&mut *tx)
+                Self::insert_refresh_token(&mut tx, successor, session_id).await?;
+                match Db::slide_session(&mut tx, session_id, successor.expires_at)
                     .await
-                    .map_err(map_error)?;
-                match row {
+                    .map_err(map_error)?
+                {
                     Some(row) => {
                         let (session, user) = row.into();
                         Consumed::Rotated { session, user }
@@ -343,7 +273,7 @@ impl SessionStore for PostgresStore {
     async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let done =
             sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now)
+                .bind(Db::time(now))
                 .bind(id)
                 .execute(&self.pool)
                 .await
@@ -359,9 +289,9 @@ impl SessionStore for PostgresStore {
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $1 \
-             WHERE user_id = $2 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id <> $3)",
+             WHERE user_id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3)",
         )
-        .bind(now)
+        .bind(Db::time(now))
         .bind(user_id)
         .bind(keep)
         .execute(&self.pool)
@@ -375,12 +305,12 @@ impl SessionStore for PostgresStore {
         // Tokens of the deleted sessions go with them (ON DELETE CASCADE).
         let sessions =
             sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at IS NOT NULL")
-                .bind(now)
+                .bind(Db::time(now))
                 .execute(&mut *tx)
                 .await
                 .map_err(map_error)?;
         sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
-            .bind(now)
+            .bind(Db::time(now))
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
@@ -389,7 +319,7 @@ impl SessionStore for PostgresStore {
     }
 }
 
-impl ThrottleStore for PostgresStore {
+impl ThrottleStore for SqlStore<Db> {
     async fn throttle_state(&self, key: &str) -> Result<Option<ThrottleState>, StoreError> {
         let sql = format!("SELECT {THROTTLE_COLUMNS} FROM login_throttle WHERE key = $1");
         let row: Option<ThrottleRow> = sqlx::query_as(&sql)
@@ -400,15 +330,17 @@ impl ThrottleStore for PostgresStore {
         Ok(row.map(Into::into))
     }
 
-    async fn update_throttle<F>(&self, key: &str, update: F) -> Result<ThrottleState, StoreError>
-    where
-        F: Fn(Option<ThrottleState>) -> ThrottleState + Send + Sync,
-    {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        // Serialises updates of one key without needing its row to exist.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(key)
-            .execute(&mut *tx)
+    async fn update_throttle<F: ThrottleUpdate>(
+        &self,
+        key: &str,
+        update: F,
+    ) -> Result<ThrottleState, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with(Db::BEGIN_WRITE)
+            .await
+            .map_err(map_error)?;
+        Db::lock_throttle_key(&mut tx, key)
             .await
             .map_err(map_error)?;
         let sql = format!("SELECT {THROTTLE_COLUMNS} FROM login_throttle WHERE key = $1");
@@ -427,8 +359,8 @@ impl ThrottleStore for PostgresStore {
         )
         .bind(key)
         .bind(as_sql_int(next.failures))
-        .bind(next.window_started)
-        .bind(next.locked_until)
+        .bind(Db::time(next.window_started))
+        .bind(next.locked_until.map(Db::time))
         .bind(as_sql_int(next.lockouts))
         .execute(&mut *tx)
         .await
@@ -455,8 +387,8 @@ impl ThrottleStore for PostgresStore {
             "DELETE FROM login_throttle \
              WHERE window_started < $1 AND (locked_until IS NULL OR locked_until <= $2)",
         )
-        .bind(stale_before)
-        .bind(now)
+        .bind(Db::time(stale_before))
+        .bind(Db::time(now))
         .execute(&self.pool)
         .await
         .map_err(map_error)?;
@@ -464,7 +396,7 @@ impl ThrottleStore for PostgresStore {
     }
 }
 
-impl Store for PostgresStore {
+impl Lifecycle for SqlStore<Db> {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -473,37 +405,21 @@ impl Store for PostgresStore {
             .map_err(map_error)
     }
 
-    fn backend_name(&self) -> &'static str {
-        "postgres"
-    }
-
-    /// Two processes migrating at once apply each step exactly once: both
-    /// our lock and sqlx's are PostgreSQL advisory locks.
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        // Our own advisory lock spans "what was applied before" and the run,
-        // so each process reports exactly the steps it applied itself.
         let mut conn = self.pool.acquire().await.map_err(map_error)?;
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(MIGRATION_REPORT_LOCK)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_error)?;
+        Db::lock_migrations(&mut conn).await.map_err(map_error)?;
         let outcome = async {
             let before = Self::applied_versions(&mut conn).await?;
-            MIGRATOR
+            Db::migrator()
                 .run_direct(&mut *conn)
                 .await
                 .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-            Ok(pending_migrations(&MIGRATOR, &before))
+            Ok(pending_migrations(Db::migrator(), &before))
         }
         .await;
-        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(MIGRATION_REPORT_LOCK)
-            .execute(&mut *conn)
-            .await;
-        if unlocked.is_err() {
-            // The lock dies with the session; make sure the session dies too.
-            let _ = conn.detach().close().await;
+        if Db::unlock_migrations(&mut conn).await.is_err() {
+            // A lock held by a session dies with it; make sure it dies.
+            let _ = sqlx::Connection::close(conn.detach()).await;
         }
         outcome
     }
@@ -511,8 +427,14 @@ impl Store for PostgresStore {
     async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(map_error)?;
         Ok(pending_migrations(
-            &MIGRATOR,
+            Db::migrator(),
             &Self::applied_versions(&mut conn).await?,
         ))
+    }
+}
+
+impl Store for SqlStore<Db> {
+    fn backend_name(&self) -> &'static str {
+        Db::BACKEND
     }
 }

@@ -1,0 +1,200 @@
+//! Rows as both dialects return them, and the column lists that select them.
+
+use auth_core::store::StoreError;
+use auth_core::{Consumed, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User};
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use uuid::Uuid;
+
+/// The `users` columns every query selects, in [`UserRow`] order.
+pub const USER_COLUMNS: &str = "id, username, email, password_hash, created_at, disabled";
+
+/// A `users` row as both dialects return it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub disabled: bool,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            password_hash: row.password_hash,
+            created_at: row.created_at,
+            disabled: row.disabled,
+        }
+    }
+}
+
+/// `UPDATE`/`DELETE` of one row by id: zero rows means no such record.
+pub fn require_found(rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// The migrations of `migrator` not in `applied`, as `"<version> <description>"`.
+pub fn pending_migrations(migrator: &Migrator, applied: &[i64]) -> Vec<String> {
+    migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+        .map(|m| format!("{} {}", m.version, m.description))
+        .collect()
+}
+
+/// Session columns, aliased so they can sit beside [`USER_COLUMNS`] in one
+/// row (`s` = sessions).
+pub const SESSION_COLUMNS: &str = "s.id AS session_id, s.user_id AS session_user_id, \
+    s.created_at AS session_created_at, s.expires_at AS session_expires_at, \
+    s.revoked_at AS session_revoked_at, s.scope AS session_scope";
+
+/// A session joined with its user, for `SELECT {SESSION_COLUMNS}, {JOINED_USER_COLUMNS}`.
+pub const SESSIONS_WITH_USERS: &str = "sessions s JOIN users u ON u.id = s.user_id";
+
+/// User columns qualified for joins (`u` = users), in [`UserRow`] order.
+pub const JOINED_USER_COLUMNS: &str =
+    "u.id, u.username, u.email, u.password_hash, u.created_at, u.disabled";
+
+/// Refresh-token columns, aliased (`t` = refresh_tokens).
+pub const TOKEN_COLUMNS: &str = "t.digest AS token_digest, t.session_id AS token_session_id, \
+    t.issued_at AS token_issued_at, t.expires_at AS token_expires_at, \
+    t.used_at AS token_used_at, t.successor_digest AS token_successor_digest, \
+    t.successor_sealed AS token_successor_sealed";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct SessionRow {
+    pub session_id: Uuid,
+    pub session_user_id: Uuid,
+    pub session_created_at: DateTime<Utc>,
+    pub session_expires_at: DateTime<Utc>,
+    pub session_revoked_at: Option<DateTime<Utc>>,
+    pub session_scope: Option<String>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(row: SessionRow) -> Self {
+        Session {
+            id: row.session_id,
+            user_id: row.session_user_id,
+            created_at: row.session_created_at,
+            expires_at: row.session_expires_at,
+            revoked_at: row.session_revoked_at,
+            scope: row.session_scope,
+        }
+    }
+}
+
+/// A session joined with its user.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SessionUserRow {
+    #[sqlx(flatten)]
+    pub session: SessionRow,
+    #[sqlx(flatten)]
+    pub user: UserRow,
+}
+
+impl From<SessionUserRow> for (Session, User) {
+    fn from(row: SessionUserRow) -> Self {
+        (row.session.into(), row.user.into())
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct TokenRow {
+    pub token_digest: Vec<u8>,
+    pub token_session_id: Uuid,
+    pub token_issued_at: DateTime<Utc>,
+    pub token_expires_at: DateTime<Utc>,
+    pub token_used_at: Option<DateTime<Utc>>,
+    pub token_successor_digest: Option<Vec<u8>>,
+    pub token_successor_sealed: Option<Vec<u8>>,
+}
+
+fn to_digest(bytes: Vec<u8>) -> Result<TokenDigest, StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Other("stored token digest is not 32 bytes".into()))
+}
+
+impl TryFrom<TokenRow> for RefreshTokenRecord {
+    type Error = StoreError;
+
+    fn try_from(row: TokenRow) -> Result<Self, StoreError> {
+        Ok(RefreshTokenRecord {
+            digest: to_digest(row.token_digest)?,
+            session_id: row.token_session_id,
+            issued_at: row.token_issued_at,
+            expires_at: row.token_expires_at,
+            used_at: row.token_used_at,
+            successor_digest: row.token_successor_digest.map(to_digest).transpose()?,
+            successor_sealed: row.token_successor_sealed,
+        })
+    }
+}
+
+/// A refresh token joined with its session and user.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TokenSessionUserRow {
+    #[sqlx(flatten)]
+    pub token: TokenRow,
+    #[sqlx(flatten)]
+    pub session: SessionRow,
+    #[sqlx(flatten)]
+    pub user: UserRow,
+}
+
+impl TryFrom<TokenSessionUserRow> for (RefreshTokenRecord, Session, User) {
+    type Error = StoreError;
+
+    fn try_from(row: TokenSessionUserRow) -> Result<Self, StoreError> {
+        Ok((row.token.try_into()?, row.session.into(), row.user.into()))
+    }
+}
+
+/// What a lost or repeated `consume_refresh_token` reports, from the
+/// token's current row: used and still live means reuse, anything else is
+/// simply invalid.
+pub fn already_used_or_invalid(
+    row: Option<TokenSessionUserRow>,
+    now: DateTime<Utc>,
+) -> Result<Consumed, StoreError> {
+    let found: Option<(RefreshTokenRecord, Session, User)> =
+        row.map(TryInto::try_into).transpose()?;
+    Ok(Consumed::not_rotated(found, now))
+}
+
+/// `login_throttle` columns, in [`ThrottleRow`] order.
+pub const THROTTLE_COLUMNS: &str = "failures, window_started, locked_until, lockouts";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ThrottleRow {
+    pub failures: i32,
+    pub window_started: DateTime<Utc>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub lockouts: i32,
+}
+
+impl From<ThrottleRow> for ThrottleState {
+    fn from(row: ThrottleRow) -> Self {
+        ThrottleState {
+            failures: u32::try_from(row.failures).unwrap_or(0),
+            window_started: row.window_started,
+            locked_until: row.locked_until,
+            lockouts: u32::try_from(row.lockouts).unwrap_or(0),
+        }
+    }
+}
+
+/// Counters as the databases store them (SQL `integer`).
+pub fn as_sql_int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
