@@ -310,7 +310,13 @@ impl Config {
                 Env::prefixed("TESSERA_")
                     .split("__")
                     // Not configuration: the file pointer above and test-harness variables.
-                    .filter(|key| key != "config" && !key.as_str().starts_with("test_")),
+                    .filter(|key| {
+                        let test_harness = key
+                            .as_str()
+                            .get(..5)
+                            .is_some_and(|p| p.eq_ignore_ascii_case("test_"));
+                        key != "config" && !test_harness
+                    }),
             ),
         )
     }
@@ -491,6 +497,115 @@ mod tests {
             "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n",
         ));
         assert!(good.is_ok(), "{good:?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name_in_every_section() {
+        for (toml, key) in [
+            ("profil = 'dev'\n", "profil"),
+            ("[server]\nadress = '127.0.0.1:1'\n", "adress"),
+            ("[storage]\nauto_migate = false\n", "auto_migate"),
+            ("[tokens]\nalgoritm = 'HS256'\n", "algoritm"),
+            ("[passwords]\nmemory = 1\n", "memory"),
+            ("[throttle]\nmax_failure = 3\n", "max_failure"),
+            ("[rate_limit]\nper_minut = 3\n", "per_minut"),
+            ("[log]\nlevl = 'debug'\n", "levl"),
+        ] {
+            let err = Config::from_figment(figment(toml)).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn enums_are_parsed_once_and_bad_values_refused() {
+        let config = Config::from_figment(figment(
+            "[tokens]\nalgorithm = 'eddsa'\n[log]\nformat = 'json'\n",
+        ))
+        .unwrap();
+        assert_eq!(config.tokens.algorithm, SigningAlgorithm::EdDSA);
+        assert_eq!(config.log.format, LogFormat::Json);
+        for toml in [
+            "[tokens]\nalgorithm = 'HS512'\n",
+            "[log]\nformat = 'xml'\n",
+            "[storage]\nbackend = 'mysql'\n",
+        ] {
+            assert!(Config::from_figment(figment(toml)).is_err(), "{toml}");
+        }
+        // The old spelling of the automatic log format still works.
+        let legacy = Config::from_figment(figment("[log]\nformat = ''\n")).unwrap();
+        assert_eq!(legacy.log.format, LogFormat::Auto);
+    }
+
+    #[test]
+    fn a_url_that_does_not_fit_the_backend_names_both_keys() {
+        let err = Config::from_figment(figment("[storage]\nbackend = 'postgres'\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.url"), "{err}");
+        assert!(err.contains("storage.backend = \"postgres\""), "{err}");
+        assert!(err.contains("sqlite://data/tessera.db"), "{err}");
+        for (backend, url) in [
+            ("postgres", "postgres://u@h/db"),
+            ("postgres", "postgresql://u@h/db"),
+            ("mongo", "mongodb://h/tessera"),
+            ("mongo", "mongodb+srv://cluster.example.org/tessera"),
+            ("sqlite", "sqlite://x.db"),
+            ("memory", "whatever"),
+        ] {
+            let toml = format!("[storage]\nbackend = '{backend}'\nurl = '{url}'\n");
+            let config = Config::from_figment(figment(&toml));
+            assert!(config.is_ok(), "{toml}: {config:?}");
+        }
+        let err = Config::from_figment(figment(
+            "[storage]\nbackend = 'mongo'\nurl = 'postgres://u:hunter2@h/db'\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("mongodb://"), "{err}");
+        assert!(!err.contains("hunter2"), "the password stays out: {err}");
+    }
+
+    #[test]
+    fn production_asks_for_the_secret_only_when_hs256_signs() {
+        let err = Config::from_figment(figment(
+            "profile = 'production'\n[tokens]\nalgorithm = 'EdDSA'\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("tokens.secret"), "{err}");
+        assert!(err.contains("tokens.keys_dir"), "{err}");
+        for algorithm in ["EdDSA", "ES256", "RS256"] {
+            let toml = format!(
+                "profile = 'production'\n[tokens]\nalgorithm = '{algorithm}'\nkeys_dir = '/etc/tessera/keys'\n"
+            );
+            let config = Config::from_figment(figment(&toml));
+            assert!(config.is_ok(), "{algorithm}: {config:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let config = Config::from_figment(figment(
+            "[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n\
+             previous_secrets = ['Old9mX1pL0sT7wK2yB8nR4cH6dF5gJ1x']\n\
+             [storage]\nbackend = 'postgres'\nurl = 'postgres://tessera:Pa55w0rd-x@db/tessera'\n",
+        ))
+        .unwrap();
+        let dumped = format!(
+            "{config:?} {config:#?} {}",
+            serde_json::to_string(&config).unwrap()
+        );
+        for secret in ["Zq3v9mX1", "Old9mX1", "Pa55w0rd"] {
+            assert!(!dumped.contains(secret), "{secret} leaked: {dumped}");
+        }
+        assert!(
+            dumped.contains("postgres://tessera:***@db/tessera"),
+            "{dumped}"
+        );
+        assert_eq!(
+            config.tokens.secret.as_ref().map(Secret::expose),
+            Some("Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1")
+        );
     }
 
     #[test]

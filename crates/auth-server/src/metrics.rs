@@ -26,45 +26,6 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-/// The route templates the API serves; anything else is reported as
-/// `unmatched`, so raw paths (and whatever an attacker puts in them) never
-/// become label values.
-const ROUTES: &[&str] = &[
-    "/users",
-    "/users/me",
-    "/users/me/password",
-    "/token",
-    "/revoke",
-    "/introspect",
-    "/.well-known/oauth-authorization-server",
-    "/.well-known/jwks.json",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/openapi.json",
-    "/docs",
-];
-
-/// The methods a route answers (for `Allow` on 405, RFC 9110 15.5.6).
-pub fn allowed_methods(path: &str) -> &'static str {
-    match route_template(path) {
-        "/users" | "/users/me/password" | "/token" | "/revoke" | "/introspect" => "POST",
-        "unmatched" => "",
-        _ => "GET, HEAD",
-    }
-}
-
-pub fn route_template(path: &str) -> &'static str {
-    if path.starts_with("/docs/") {
-        return "/docs";
-    }
-    ROUTES
-        .iter()
-        .find(|route| **route == path)
-        .copied()
-        .unwrap_or("unmatched")
-}
-
 pub fn record_request(route: &'static str, status: u16, elapsed: Duration) {
     metrics::counter!("http_requests_total", "route" => route, "status" => status.to_string())
         .increment(1);
@@ -104,18 +65,5 @@ pub fn outcome_of(err: &auth_core::AuthError) -> &'static str {
         AuthError::Overloaded => "overloaded",
         AuthError::StoreUnavailable => "unavailable",
         _ => "error",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::route_template;
-
-    #[test]
-    fn unknown_paths_never_become_labels() {
-        assert_eq!(route_template("/users/me"), "/users/me");
-        assert_eq!(route_template("/docs/index.css"), "/docs");
-        assert_eq!(route_template("/users/123"), "unmatched");
-        assert_eq!(route_template("/<script>"), "unmatched");
     }
 }

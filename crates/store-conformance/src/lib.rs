@@ -64,3 +64,73 @@ macro_rules! conformance_tests {
         )+
     };
 }
+
+/// A case written but not listed in [`conformance_tests!`] would silently
+/// run on no store: this test reads the case modules and the list and
+/// fails when they differ.
+#[cfg(test)]
+mod every_case_is_listed {
+    use std::collections::BTreeSet;
+
+    const SOURCES: &[(&str, &str)] = &[
+        ("sessions", include_str!("sessions.rs")),
+        ("throttle", include_str!("throttle.rs")),
+        ("users", include_str!("users.rs")),
+    ];
+
+    /// `module::name` of every `pub async fn name<S: Store>(store: &S)`.
+    fn written() -> BTreeSet<String> {
+        SOURCES
+            .iter()
+            .flat_map(|(module, source)| {
+                source.lines().filter_map(move |line| {
+                    let rest = line.strip_prefix("pub async fn ")?;
+                    let (name, signature) = rest.split_once('<')?;
+                    signature
+                        .starts_with("S: Store>(store: &S)")
+                        .then(|| format!("{module}::{name}"))
+                })
+            })
+            .collect()
+    }
+
+    /// The `module::case` entries of the macro's list.
+    fn listed() -> BTreeSet<String> {
+        let lib = include_str!("lib.rs");
+        let list_start = lib.find("@cases $factory;").unwrap_or(0);
+        let list_end = lib[list_start..]
+            .find(");")
+            .map_or(lib.len(), |i| list_start + i);
+        lib[list_start..list_end]
+            .lines()
+            .filter_map(|line| line.trim().strip_suffix(','))
+            .filter(|entry| entry.contains("::"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_macro_lists_every_case_and_nothing_else() {
+        let written = written();
+        assert!(written.len() > 20, "found the cases: {written:?}");
+        let listed = listed();
+        let unlisted: Vec<_> = written.difference(&listed).collect();
+        let unwritten: Vec<_> = listed.difference(&written).collect();
+        assert!(
+            unlisted.is_empty() && unwritten.is_empty(),
+            "add to conformance_tests!: {unlisted:?}; not a case: {unwritten:?}"
+        );
+    }
+
+    #[test]
+    fn every_case_module_is_read() {
+        let lib = include_str!("lib.rs");
+        for module in lib.lines().filter_map(|l| l.strip_prefix("pub mod ")) {
+            let module = module.trim_end_matches(';');
+            assert!(
+                module == "throwaway" || SOURCES.iter().any(|(m, _)| *m == module),
+                "add {module} to SOURCES"
+            );
+        }
+    }
+}

@@ -22,11 +22,38 @@ use crate::documents::{
 };
 use crate::errors::{is_duplicate_key, map_error};
 
-/// A step this build knows.
+/// A step this build knows: what it creates is part of its entry, so a
+/// step cannot be listed without saying what it does.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Migration {
     pub version: i64,
     pub description: &'static str,
+    pub collections: &'static [Collection],
+}
+
+/// A collection and the indexes a step gives it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Collection {
+    pub name: &'static str,
+    pub indexes: &'static [Index],
+}
+
+/// An index on one field, named so errors can say which one fired.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Index {
+    Plain {
+        field: &'static str,
+        name: &'static str,
+    },
+    /// Carries a uniqueness guarantee (duplicate-key errors name it).
+    Unique {
+        field: &'static str,
+        name: &'static str,
+    },
+    /// A TTL index: MongoDB deletes the document once `expires_at` has
+    /// passed (its monitor runs about once a minute). The purge loop still
+    /// removes revoked sessions, which TTL cannot see.
+    Expiry { name: &'static str },
 }
 
 impl Migration {
@@ -39,14 +66,57 @@ pub(crate) const ALL: &[Migration] = &[
     Migration {
         version: 20261129000001,
         description: "users",
+        collections: &[Collection {
+            name: USERS,
+            indexes: &[
+                Index::Unique {
+                    field: "username_key",
+                    name: USERNAME_INDEX,
+                },
+                Index::Unique {
+                    field: "email_key",
+                    name: EMAIL_INDEX,
+                },
+            ],
+        }],
     },
     Migration {
         version: 20261129000002,
         description: "sessions",
+        collections: &[
+            Collection {
+                name: SESSIONS,
+                indexes: &[
+                    Index::Plain {
+                        field: "user_id",
+                        name: "sessions_user_id",
+                    },
+                    Index::Expiry {
+                        name: "sessions_expire",
+                    },
+                ],
+            },
+            Collection {
+                name: REFRESH_TOKENS,
+                indexes: &[
+                    Index::Plain {
+                        field: "session_id",
+                        name: "refresh_tokens_session_id",
+                    },
+                    Index::Expiry {
+                        name: "refresh_tokens_expire",
+                    },
+                ],
+            },
+        ],
     },
     Migration {
         version: 20261129000003,
         description: "login throttle",
+        collections: &[Collection {
+            name: LOGIN_THROTTLE,
+            indexes: &[],
+        }],
     },
 ];
 
@@ -105,58 +175,16 @@ pub(crate) async fn pending(db: &Database) -> Result<Vec<Migration>, StoreError>
         .collect())
 }
 
+/// Creates the step's collections with their indexes; both are no-ops when
+/// they already exist as asked.
 async fn apply(db: &Database, step: Migration) -> Result<(), mongodb::error::Error> {
-    match step.version {
-        20261129000001 => {
-            collection_with_indexes(
-                db,
-                USERS,
-                [
-                    unique_index("username_key", USERNAME_INDEX),
-                    unique_index("email_key", EMAIL_INDEX),
-                ],
-            )
-            .await?;
+    for collection in step.collections {
+        create_collection(db, collection.name).await?;
+        if !collection.indexes.is_empty() {
+            db.collection::<Document>(collection.name)
+                .create_indexes(collection.indexes.iter().map(|index| index.model()))
+                .await?;
         }
-        20261129000002 => {
-            collection_with_indexes(
-                db,
-                SESSIONS,
-                [
-                    index("user_id", "sessions_user_id"),
-                    expiry_index("sessions_expire"),
-                ],
-            )
-            .await?;
-            collection_with_indexes(
-                db,
-                REFRESH_TOKENS,
-                [
-                    index("session_id", "refresh_tokens_session_id"),
-                    expiry_index("refresh_tokens_expire"),
-                ],
-            )
-            .await?;
-        }
-        20261129000003 => collection_with_indexes(db, LOGIN_THROTTLE, []).await?,
-        _ => {}
-    }
-    Ok(())
-}
-
-/// Creates collection `name` with `indexes`; both are no-ops when they
-/// already exist as asked.
-async fn collection_with_indexes(
-    db: &Database,
-    name: &str,
-    indexes: impl IntoIterator<Item = IndexModel>,
-) -> Result<(), mongodb::error::Error> {
-    create_collection(db, name).await?;
-    let indexes: Vec<IndexModel> = indexes.into_iter().collect();
-    if !indexes.is_empty() {
-        db.collection::<Document>(name)
-            .create_indexes(indexes)
-            .await?;
     }
     Ok(())
 }
@@ -171,39 +199,24 @@ async fn create_collection(db: &Database, name: &str) -> Result<(), mongodb::err
     }
 }
 
-fn index(field: &str, name: &str) -> IndexModel {
-    index_with(field, name, false)
-}
-
-fn unique_index(field: &str, name: &str) -> IndexModel {
-    index_with(field, name, true)
-}
-
-fn index_with(field: &str, name: &str, unique: bool) -> IndexModel {
-    IndexModel::builder()
-        .keys(doc! { field: 1 })
-        .options(
-            IndexOptions::builder()
-                .name(name.to_owned())
-                .unique(unique)
-                .build(),
-        )
-        .build()
-}
-
-/// A TTL index: MongoDB deletes the document once `expires_at` has passed
-/// (its monitor runs about once a minute). The purge loop still removes
-/// revoked sessions, which TTL cannot see.
-fn expiry_index(name: &str) -> IndexModel {
-    IndexModel::builder()
-        .keys(doc! { "expires_at": 1 })
-        .options(
-            IndexOptions::builder()
-                .name(name.to_owned())
-                .expire_after(Duration::ZERO)
-                .build(),
-        )
-        .build()
+impl Index {
+    fn model(&self) -> IndexModel {
+        let (field, name, unique, expire_after) = match *self {
+            Index::Plain { field, name } => (field, name, Some(false), None),
+            Index::Unique { field, name } => (field, name, Some(true), None),
+            Index::Expiry { name } => ("expires_at", name, None, Some(Duration::ZERO)),
+        };
+        IndexModel::builder()
+            .keys(doc! { field: 1 })
+            .options(
+                IndexOptions::builder()
+                    .name(name.to_owned())
+                    .unique(unique)
+                    .expire_after(expire_after)
+                    .build(),
+            )
+            .build()
+    }
 }
 
 /// Takes the lease: inserts it, or takes over one that expired. A held lease

@@ -6,8 +6,7 @@ use poem::http::{header, HeaderValue};
 use poem::{Endpoint, IntoResponse, Request, Response, Result};
 use tracing::Instrument;
 
-/// The OAuth endpoints, whose every response must not be cached (RFC 6749 5.1).
-const OAUTH_PATHS: &[&str] = &["/token", "/revoke", "/introspect"];
+use super::routes::{self, Csp, ErrorFamily};
 
 /// Strict for the JSON API; Swagger UI's page needs its inline script and styles.
 const CSP_API: &str = "default-src 'none'; frame-ancestors 'none'";
@@ -17,19 +16,21 @@ const CSP_DOCS: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; \
 
 /// Cache and security headers, on every response including errors.
 pub async fn response_headers<E: Endpoint>(next: E, req: Request) -> Result<Response> {
-    let path = req.uri().path().to_owned();
+    let route = routes::find(req.uri().path());
     let mut resp = next.get_response(req).await;
     let status = resp.status();
     let headers = resp.headers_mut();
-    if status == poem::http::StatusCode::METHOD_NOT_ALLOWED {
-        headers.insert(
-            header::ALLOW,
-            HeaderValue::from_static(crate::metrics::allowed_methods(&path)),
-        );
-    }
-    if OAUTH_PATHS.contains(&path.as_str()) {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if let Some(route) = route {
+        if status == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+            if let Ok(allow) = HeaderValue::from_str(&routes::allow_header(route)) {
+                headers.insert(header::ALLOW, allow);
+            }
+        }
+        // OAuth responses carry credentials: never cached (RFC 6749 §5.1).
+        if route.errors == ErrorFamily::OAuth {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        }
     }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -39,10 +40,9 @@ pub async fn response_headers<E: Endpoint>(next: E, req: Request) -> Result<Resp
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    let csp = if path == "/docs" || path.starts_with("/docs/") {
-        CSP_DOCS
-    } else {
-        CSP_API
+    let csp = match route.map(|r| r.csp) {
+        Some(Csp::Docs) => CSP_DOCS,
+        Some(Csp::Api) | None => CSP_API,
     };
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -79,7 +79,7 @@ pub async fn observe_request<E: Endpoint>(next: E, req: Request) -> Result<Respo
     let started = Instant::now();
     let id = request_id(&req);
     let method = req.method().clone();
-    let route = crate::metrics::route_template(req.uri().path());
+    let route = routes::template(req.uri().path());
     let span = tracing::info_span!("request", request_id = %id, %method, route);
     let mut resp = next
         .call(req)

@@ -7,6 +7,7 @@ mod oauth;
 mod ops;
 pub mod problem;
 pub mod rate_limit;
+pub mod routes;
 mod users;
 
 use std::sync::Arc;
@@ -73,6 +74,58 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
         })
         .around(middleware::response_headers)
         .around(middleware::observe_request)
+}
+
+/// The route table's test: every route in the OpenAPI document is in the
+/// table with the same methods, and every documented table entry is in the
+/// document.
+#[cfg(test)]
+mod route_table_tests {
+    use std::collections::BTreeMap;
+
+    use super::routes::ROUTES;
+
+    #[test]
+    fn the_route_table_and_the_openapi_document_agree() {
+        let mut config = crate::config::Config::default();
+        config.tokens.secret = Some("route-table-test-secret-0123456789abcdef".into());
+        let state = crate::state::build_state(store_memory::MemoryStore::new(), &config)
+            .unwrap_or_else(|e| panic!("state: {e}"));
+        let document: serde_json::Value =
+            serde_json::from_str(&super::openapi_json(&state)).unwrap_or_default();
+        let from_document: BTreeMap<String, Vec<String>> = document["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(path, item)| {
+                        let mut methods: Vec<String> = item
+                            .as_object()
+                            .map(|ops| ops.keys().map(|m| m.to_uppercase()).collect())
+                            .unwrap_or_default();
+                        methods.sort();
+                        (path.clone(), methods)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(!from_document.is_empty(), "the document lists paths");
+        let from_table: BTreeMap<String, Vec<String>> = ROUTES
+            .iter()
+            .filter(|route| route.documented)
+            .map(|route| {
+                let mut methods: Vec<String> = route
+                    .methods
+                    .iter()
+                    .filter(|m| **m != poem::http::Method::HEAD)
+                    .map(|m| m.as_str().to_owned())
+                    .collect();
+                methods.sort();
+                (route.template.to_owned(), methods)
+            })
+            .collect();
+        assert_eq!(from_table, from_document);
+    }
 }
 
 /// The OpenAPI document as JSON (for `cargo xtask openapi` and tests).

@@ -1,5 +1,5 @@
-//! Per-address rate limit on the endpoints that cost an Argon2 hash
-//! (`POST /token`, `POST /users`), with `governor`.
+//! Per-address rate limit on the endpoints that cost an Argon2 hash (the
+//! route table marks them: `POST /token`, `POST /users`), with `governor`.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -12,6 +12,7 @@ use poem::http::Method;
 use poem::{Endpoint, IntoResponse, Request, Response, Result};
 
 use super::problem::{OAuthError, ProblemResponse};
+use super::routes::{self, ErrorFamily, RouteSpec};
 use crate::config::RateLimitConfig;
 
 /// The limiter and who may tell us the client's address.
@@ -61,18 +62,18 @@ impl AddressLimiter {
             .unwrap_or(peer)
     }
 
-    /// `Some(wait)` when the request must be refused.
-    fn check(&self, req: &Request) -> Option<Duration> {
+    /// `Some((wait, route))` when the request must be refused.
+    fn check(&self, req: &Request) -> Option<(Duration, &'static RouteSpec)> {
         let limiter = self.limiter.as_ref()?;
-        let limited =
-            req.method() == Method::POST && matches!(req.uri().path(), "/token" | "/users");
-        if !limited {
+        let route = routes::find(req.uri().path()).filter(|r| r.rate_limited)?;
+        if req.method() != Method::POST {
             return None;
         }
-        limiter
-            .check_key(&self.client(req))
-            .err()
-            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        let not_until = limiter.check_key(&self.client(req)).err()?;
+        Some((
+            not_until.wait_time_from(DefaultClock::default().now()),
+            route,
+        ))
     }
 }
 
@@ -83,13 +84,12 @@ pub async fn limit<E: Endpoint>(
     req: Request,
     limiter: Arc<AddressLimiter>,
 ) -> Result<Response> {
-    let Some(wait) = limiter.check(&req) else {
+    let Some((wait, route)) = limiter.check(&req) else {
         return next.call(req).await.map(IntoResponse::into_response);
     };
     let detail = "too many requests from this address; slow down";
-    Ok(if req.uri().path() == "/token" {
-        OAuthError::too_many_requests(detail, wait).into_response()
-    } else {
-        ProblemResponse::too_many_requests(detail, wait).into_response()
+    Ok(match route.errors {
+        ErrorFamily::OAuth => OAuthError::too_many_requests(detail, wait).into_response(),
+        ErrorFamily::Problem => ProblemResponse::too_many_requests(detail, wait).into_response(),
     })
 }

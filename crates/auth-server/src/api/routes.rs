@@ -1,0 +1,159 @@
+//! The route table: every fact about a route that middleware needs —
+//! template (also the metric label), methods (`Allow` on 405), error family,
+//! caching, content-security policy, rate-limit membership — in one place.
+//! A test holds it equal to the OpenAPI document, so a new endpoint is one
+//! entry here plus its handler.
+
+use poem::http::Method;
+
+/// The error shape a route answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFamily {
+    /// RFC 6749 §5.2 `{"error": ...}`; responses are never cached.
+    OAuth,
+    /// RFC 9457 problem details.
+    Problem,
+}
+
+/// The content-security policy a route's responses carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Csp {
+    /// Nothing may load: JSON only.
+    Api,
+    /// Swagger UI's page needs its inline script and styles.
+    Docs,
+}
+
+/// One route.
+#[derive(Debug)]
+pub struct RouteSpec {
+    /// The path as routed, and the `route` label of the HTTP metrics.
+    pub template: &'static str,
+    /// Whether every path below `template` belongs to it too (`/docs/...`).
+    pub prefix: bool,
+    /// The methods it answers, as `Allow` lists them.
+    pub methods: &'static [Method],
+    pub errors: ErrorFamily,
+    pub csp: Csp,
+    /// `POST`s count against the per-address rate limit (the endpoints that
+    /// cost an Argon2 hash).
+    pub rate_limited: bool,
+    /// Part of the OpenAPI document (the document and Swagger UI are not).
+    pub documented: bool,
+}
+
+const GET: &[Method] = &[Method::GET, Method::HEAD];
+const POST: &[Method] = &[Method::POST];
+
+/// A documented JSON route answering in problem details.
+const fn api(template: &'static str, methods: &'static [Method]) -> RouteSpec {
+    RouteSpec {
+        template,
+        prefix: false,
+        methods,
+        errors: ErrorFamily::Problem,
+        csp: Csp::Api,
+        rate_limited: false,
+        documented: true,
+    }
+}
+
+/// A documented OAuth endpoint.
+const fn oauth(template: &'static str, methods: &'static [Method]) -> RouteSpec {
+    RouteSpec {
+        errors: ErrorFamily::OAuth,
+        ..api(template, methods)
+    }
+}
+
+const fn rate_limited(route: RouteSpec) -> RouteSpec {
+    RouteSpec {
+        rate_limited: true,
+        ..route
+    }
+}
+
+/// Every route the server answers.
+pub const ROUTES: &[RouteSpec] = &[
+    rate_limited(api("/users", POST)),
+    api("/users/me", GET),
+    api("/users/me/password", POST),
+    rate_limited(oauth("/token", POST)),
+    oauth("/revoke", POST),
+    oauth("/introspect", POST),
+    api("/.well-known/oauth-authorization-server", GET),
+    api("/.well-known/jwks.json", GET),
+    api("/healthz", GET),
+    api("/readyz", GET),
+    api("/metrics", GET),
+    RouteSpec {
+        documented: false,
+        ..api("/openapi.json", GET)
+    },
+    RouteSpec {
+        prefix: true,
+        csp: Csp::Docs,
+        documented: false,
+        ..api("/docs", GET)
+    },
+];
+
+/// The metric label of paths no route serves: raw paths (and whatever an
+/// attacker puts in them) never become label values.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The route serving `path`, if any.
+pub fn find(path: &str) -> Option<&'static RouteSpec> {
+    ROUTES.iter().find(|route| {
+        path == route.template
+            || (route.prefix
+                && path
+                    .strip_prefix(route.template)
+                    .is_some_and(|rest| rest.starts_with('/')))
+    })
+}
+
+/// The `route` label for `path`.
+pub fn template(path: &str) -> &'static str {
+    find(path).map_or(UNMATCHED, |route| route.template)
+}
+
+/// The `Allow` header value for `path` (RFC 9110 §15.5.6).
+pub fn allow_header(route: &RouteSpec) -> String {
+    route
+        .methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_find_their_route_and_nothing_else() {
+        assert_eq!(template("/users/me"), "/users/me");
+        assert_eq!(template("/docs"), "/docs");
+        assert_eq!(template("/docs/index.css"), "/docs");
+        assert_eq!(template("/docsx"), UNMATCHED);
+        assert_eq!(template("/users/me/"), UNMATCHED);
+        assert_eq!(template("/users/42"), UNMATCHED);
+        assert_eq!(template("/<script>"), UNMATCHED);
+        let token = find("/token").map(|r| (r.errors, r.rate_limited, allow_header(r)));
+        assert_eq!(token, Some((ErrorFamily::OAuth, true, "POST".to_owned())));
+        assert_eq!(
+            find("/healthz").map(allow_header).as_deref(),
+            Some("GET, HEAD")
+        );
+    }
+
+    #[test]
+    fn templates_are_unique() {
+        let mut templates: Vec<_> = ROUTES.iter().map(|r| r.template).collect();
+        templates.sort_unstable();
+        templates.dedup();
+        assert_eq!(templates.len(), ROUTES.len());
+    }
+}
