@@ -76,6 +76,11 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
         .around(middleware::observe_request)
 }
 
+/// The OpenAPI document as JSON (for `cargo xtask openapi` and tests).
+pub fn openapi_json<S: Store>(state: &Arc<AppState<S>>) -> String {
+    openapi(state).spec()
+}
+
 /// The route table's test: every route in the OpenAPI document is in the
 /// table with the same methods, and every documented table entry is in the
 /// document.
@@ -126,9 +131,4 @@ mod route_table_tests {
             .collect();
         assert_eq!(from_table, from_document);
     }
-}
-
-/// The OpenAPI document as JSON (for `cargo xtask openapi` and tests).
-pub fn openapi_json<S: Store>(state: &Arc<AppState<S>>) -> String {
-    openapi(state).spec()
 }

@@ -1,0 +1,15 @@
+//! End-to-end: the real `tessera` binary, configured only through
+//! environment variables, on each backend. One test binary, a module per
+//! concern.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod databases;
+mod keys;
+mod limits;
+mod outage;
+mod replicas;
+mod restart;
+mod secrets;
+mod shutdown;
+mod support;
