@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{host_port, reachable, run, workspace_root};
+use crate::process::{host_port, reachable, run, workspace_root};
 
 /// Pinned: only pre-releases exist.
 const SECANTUSDB: &str = "SecantusDB==0.7.0b3";
-pub const TEST_URL_VAR: &str = "TESSERA_TEST_MONGO_URL";
+pub use store_mongo::test_support::TEST_URL_VAR;
 
 /// Where the tests find MongoDB: the server this run started (stopped on
 /// drop), or the one the caller named.

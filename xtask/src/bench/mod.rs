@@ -25,6 +25,18 @@ pub struct BenchArgs {
     pub connections: usize,
     pub users: usize,
     pub compare: Option<PathBuf>,
+    pub baseline: Option<PathBuf>,
+}
+
+/// `all` or one backend.
+pub fn backends(choice: &str) -> Vec<String> {
+    if choice == "all" {
+        ["memory", "sqlite", "postgres", "mongo"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        vec![choice.to_owned()]
+    }
 }
 
 /// One scenario's figures on one backend.
@@ -63,11 +75,15 @@ impl Row {
     }
 }
 
-pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.backends.iter().any(|b| b == "postgres") {
+        crate::test::require_postgres()?;
+    }
+    let root = crate::process::workspace_root();
     println!("==> building the release server (all backends)");
-    let status = crate::cargo_command()
-        .args(crate::RELEASE_BUILD)
-        .current_dir(root)
+    let status = crate::process::cargo_command()
+        .args(crate::process::RELEASE_BUILD)
+        .current_dir(&root)
         .status()?;
     if !status.success() {
         bail!("release build failed");
@@ -83,8 +99,14 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     println!("    {hashes_per_sec:.1} hashes/s per thread; {cores} CPU permits");
 
     let mut rows = Vec::new();
+    let mut baseline_rows = Vec::new();
     let mut summaries = Vec::new();
     for backend in &args.backends {
+        if let Some(baseline) = &args.baseline {
+            println!("==> {backend} (baseline: {})", baseline.display());
+            let (before, _) = runtime.block_on(bench_backend(baseline, backend, args))?;
+            baseline_rows.extend(before);
+        }
         println!("==> {backend}");
         let (backend_rows, idle_rss) = runtime.block_on(bench_backend(&binary, backend, args))?;
         summaries.push(summary(
@@ -119,7 +141,15 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
     println!("report: {}", path.display());
     if let Some(previous) = &args.compare {
-        compare(previous, &rows)?;
+        let old: Value = serde_json::from_str(
+            &std::fs::read_to_string(previous)
+                .with_context(|| format!("cannot read {}", previous.display()))?,
+        )?;
+        print_ratios(&previous.display().to_string(), &rows, &old["rows"]);
+    }
+    if let Some(baseline) = &args.baseline {
+        let before = Value::Array(baseline_rows.iter().map(Row::json).collect());
+        print_ratios(&baseline.display().to_string(), &rows, &before);
     }
     Ok(())
 }
@@ -372,21 +402,18 @@ fn print_table(rows: &[Row]) {
     println!();
 }
 
-fn compare(previous: &Path, rows: &[Row]) -> Result<()> {
-    let old: Value = serde_json::from_str(
-        &std::fs::read_to_string(previous)
-            .with_context(|| format!("cannot read {}", previous.display()))?,
-    )?;
-    println!("compared with {} (new / old):", previous.display());
+/// Ratios of `rows` to the same backend and scenario in `before` (report rows).
+fn print_ratios(label: &str, rows: &[Row], before: &Value) {
+    println!("compared with {label} (new / old):");
     let empty = Vec::new();
     for row in rows {
-        let before = old["rows"]
+        let old = before
             .as_array()
             .unwrap_or(&empty)
             .iter()
             .find(|r| r["backend"] == row.backend.as_str() && r["scenario"] == row.scenario);
-        if let Some(before) = before {
-            let ratio = |new: f64, key: &str| new / before[key].as_f64().unwrap_or(f64::NAN);
+        if let Some(old) = old {
+            let ratio = |new: f64, key: &str| new / old[key].as_f64().unwrap_or(f64::NAN);
             println!(
                 "  {:<9} {:<12} req/s x{:.2}  p99 x{:.2}",
                 row.backend,
@@ -396,5 +423,4 @@ fn compare(previous: &Path, rows: &[Row]) -> Result<()> {
             );
         }
     }
-    Ok(())
 }

@@ -1,0 +1,34 @@
+"""Kinds and wiring the deploy README promises (run by `cargo xtask check-deploy`;
+PyYAML comes with kubernetes-validate)."""
+import pathlib, sys, yaml
+deploy = pathlib.Path(sys.argv[1])
+kinds = {}
+for path in sorted((deploy / "k8s").glob("*.yaml")):
+    for doc in yaml.safe_load_all(path.read_text()):
+        kinds[doc["kind"]] = doc
+need = {"Deployment", "Service", "ConfigMap", "Secret", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Job"}
+assert need <= set(kinds), f"missing kinds: {need - set(kinds)}"
+deployment = kinds["Deployment"]["spec"]
+assert deployment["replicas"] == 3, "three replicas"
+container = deployment["template"]["spec"]["containers"][0]
+assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+assert "requests" in container["resources"]
+assert kinds["Job"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+compose = yaml.safe_load((deploy / "compose.yaml").read_text())
+services = compose["services"]
+for profile, (db, migrate, server) in {
+    "postgres": ("postgres", "migrate", "tessera"),
+    "mongo": ("mongo", "migrate-mongo", "tessera-mongo"),
+}.items():
+    for name in (db, migrate, server):
+        assert services[name]["profiles"] == [profile], (name, services[name].get("profiles"))
+    assert services[migrate]["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert services[migrate]["command"] == ["migrate"]
+    assert services[migrate]["depends_on"][db]["condition"] == "service_healthy"
+    assert services[server]["depends_on"][migrate]["condition"] == "service_completed_successfully"
+    for name in (migrate, server):
+        env = services[name]["environment"]
+        assert env["TESSERA_STORAGE__BACKEND"] == profile, (name, env)
+        assert env["TESSERA_STORAGE__AUTO_MIGRATE"] == "false"
+        assert "TESSERA_TOKENS__SECRET" in env
