@@ -262,7 +262,7 @@ async fn introspection_reports_active_tokens_and_nothing_else() {
     assert_eq!(access.body["active"], true);
     assert_eq!(access.body["sub"], me.body["id"]);
     assert_eq!(access.body["username"], "inspector");
-    assert_eq!(access.body["token_type"], "access_token");
+    assert_eq!(access.body["token_type"], "bearer");
     assert_eq!(access.body["iss"], "http://127.0.0.1:8080");
     for claim in ["exp", "iat", "client_id"] {
         assert!(access.body.get(claim).is_some(), "{claim}");

@@ -99,7 +99,8 @@ pub struct IntrospectionResponse {
     pub iss: Option<String>,
     #[oai(skip_serializing_if_is_none)]
     pub scope: Option<String>,
-    /// `access_token` or `refresh_token`.
+    /// `bearer` for an access token (its RFC 6749 §5.1 type, as RFC 7662
+    /// §2.2 asks), `refresh_token` for a refresh token.
     #[oai(skip_serializing_if_is_none)]
     pub token_type: Option<String>,
     #[oai(skip_serializing_if_is_none)]
@@ -212,9 +213,18 @@ impl<S: Store> OAuthApi<S> {
                 iat: Some(facts.iat),
                 iss: Some(facts.iss),
                 scope: facts.scope,
-                token_type: Some(facts.kind.as_str().into()),
+                token_type: Some(introspected_type(facts.kind).into()),
                 client_id: Some(facts.client_id),
             },
         }))
+    }
+}
+
+/// RFC 7662 §2.2: `token_type` is the type RFC 6749 §5.1 would give the
+/// token; a refresh token has none there, so it is named for what it is.
+fn introspected_type(kind: TokenKind) -> &'static str {
+    match kind {
+        TokenKind::Access => "bearer",
+        TokenKind::Refresh => "refresh_token",
     }
 }

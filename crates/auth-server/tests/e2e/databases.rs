@@ -110,15 +110,7 @@ macro_rules! database_backend_cases {
 
             let mut jwks = Vec::new();
             for server in [&a, &b, &c] {
-                let body: Value = server
-                    .http
-                    .get(server.url("/.well-known/jwks.json"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let body: Value = server.get_json("/.well-known/jwks.json").await;
                 jwks.push(body);
             }
             assert!(jwks.iter().all(|k| *k == jwks[0]), "one key set");

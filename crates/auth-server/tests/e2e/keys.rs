@@ -21,15 +21,7 @@ async fn eddsa_tokens_verify_with_the_published_jwks_and_keys_rotate() {
     let server = Server::start(&env);
     assert_eq!(server.register("signer").await, StatusCode::CREATED);
     let old_token = server.token("signer").await;
-    let jwks: JwkSet = server
-        .http
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = server.get_json("/.well-known/jwks.json").await;
     // Verify as a third-party service would: only the JWKS, a JWT library.
     let header = jsonwebtoken::decode_header(&old_token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
@@ -66,15 +58,7 @@ async fn eddsa_tokens_verify_with_the_published_jwks_and_keys_rotate() {
     let new_token = rotated.token("signer").await;
     let kid = jsonwebtoken::decode_header(&new_token).unwrap().kid;
     assert_eq!(kid.as_deref(), Some("k2"));
-    let jwks: Value = rotated
-        .http
-        .get(rotated.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = rotated.get_json("/.well-known/jwks.json").await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()

@@ -51,6 +51,18 @@ impl Server {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// GETs `path` and parses the JSON answer.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Every line the process wrote to stdout and stderr so far.
     pub fn logs(&self) -> String {
         self.process.logs().join("\n")
