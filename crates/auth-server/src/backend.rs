@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use auth_core::{Store, StoreError, StoreSettings};
-use poem::listener::{Acceptor, TcpAcceptor};
-use poem::Server;
 
 use crate::admin::AdminCommand;
 use crate::config::{Backend, Config};
+use crate::connections::{self, ConnectionLimits};
 use crate::state::build_state;
 
 /// What to do once the store is open.
@@ -152,23 +151,51 @@ async fn serve<S: Store>(store: S, config: &Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.addr))?;
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
-    let addr = acceptor
-        .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied())
-        .context("listener has no address")?;
+    let addr = listener.local_addr().context("listener has no address")?;
+    let limits = connection_limits(config);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        max_connections_per_address = limits.max_connections_per_address,
+        "connection caps"
+    );
     tracing::info!(%addr, backend, "listening on http://{addr}");
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            crate::app(state),
-            shutdown_signal(),
-            Some(config.server.shutdown_grace),
-        )
-        .await?;
+    crate::connections::serve(
+        listener,
+        crate::app(state),
+        limits,
+        shutdown_signal(),
+        config.server.shutdown_grace,
+    )
+    .await?;
     purger.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The connection limits configured, with the caps derived from the
+/// open-file limit (raised to its hard limit first) where unset.
+fn connection_limits(config: &Config) -> ConnectionLimits {
+    let open_files = match connections::raise_open_file_limit() {
+        Ok((soft, _hard)) => soft,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit; assuming 1024");
+            1024
+        }
+    };
+    let max_connections = config.server.max_connections.unwrap_or_else(|| {
+        connections::default_max_connections(open_files, config.storage.max_connections)
+    });
+    ConnectionLimits {
+        header_read_timeout: config.server.header_read_timeout,
+        body_read_timeout: config.server.body_read_timeout,
+        keep_alive_timeout: config.server.keep_alive_timeout,
+        max_connections,
+        max_connections_per_address: config
+            .server
+            .max_connections_per_address
+            .unwrap_or_else(|| connections::default_max_connections_per_address(max_connections)),
+        trusted_proxies: config.rate_limit.trusted_proxies.clone(),
+    }
 }
 
 /// Deletes expired and revoked sessions now and then, so the tables do not

@@ -127,6 +127,22 @@ pub struct ServerConfig {
     /// How often expired and revoked sessions are deleted.
     #[serde(with = "humantime_serde")]
     pub purge_interval: Duration,
+    /// From accept (or the first byte after an idle kept-alive period) to a
+    /// complete request head; slower clients are disconnected.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// The whole request body must arrive within this.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// An idle kept-alive connection is closed after this; `0s` turns
+    /// keep-alive off.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive_timeout: Duration,
+    /// Connections open at once. Unset: derived from the open-file limit.
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client address (trusted proxies
+    /// are exempt). Unset: a quarter of `max_connections`.
+    pub max_connections_per_address: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,6 +260,11 @@ impl Default for ServerConfig {
             public_url: "http://127.0.0.1:8080".into(),
             shutdown_grace: Duration::from_secs(10),
             purge_interval: Duration::from_secs(600),
+            header_read_timeout: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(75),
+            max_connections: None,
+            max_connections_per_address: None,
         }
     }
 }
@@ -347,6 +368,21 @@ impl Config {
             || self.server.public_url.starts_with("https://"))
         {
             problems.push("server.public_url must be an http(s) URL".into());
+        }
+        if self.server.header_read_timeout.is_zero() || self.server.body_read_timeout.is_zero() {
+            problems.push(
+                "server.header_read_timeout and server.body_read_timeout must be longer than 0s"
+                    .into(),
+            );
+        }
+        if self.server.max_connections == Some(0)
+            || self.server.max_connections_per_address == Some(0)
+        {
+            problems.push(
+                "server.max_connections and server.max_connections_per_address must be at least 1 \
+                 (leave them unset to derive them)"
+                    .into(),
+            );
         }
         if self.passwords.memory_kib < 8 * self.passwords.parallelism.max(1)
             || self.passwords.iterations == 0

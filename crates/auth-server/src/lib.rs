@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod backend;
 pub mod config;
+pub mod connections;
 pub mod instrumented;
 pub mod keys;
 pub mod metrics;

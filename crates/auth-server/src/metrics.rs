@@ -67,3 +67,31 @@ pub fn outcome_of(err: &auth_core::AuthError) -> &'static str {
         _ => "error",
     }
 }
+
+/// `cap`: `global` or `per_address`.
+pub fn record_connection_refused(cap: &'static str) {
+    metrics::counter!("tessera_connections_refused_total", "cap" => cap).increment(1);
+}
+
+/// `kind`: `header`, `body` or `idle`.
+pub fn record_connection_timeout(kind: &'static str) {
+    metrics::counter!("tessera_connection_timeouts_total", "kind" => kind).increment(1);
+}
+
+/// Counts one open connection in `tessera_connections_open` while it lives.
+#[derive(Debug)]
+pub struct OpenConnection(());
+
+impl OpenConnection {
+    /// Counts a connection that was just accepted.
+    pub fn opened() -> Self {
+        metrics::gauge!("tessera_connections_open").increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("tessera_connections_open").decrement(1.0);
+    }
+}

@@ -99,6 +99,9 @@ async fn a_thousand_concurrent_logins_keep_memory_bounded() {
     env.push(("TESSERA_PASSWORDS__ITERATIONS", "2".into()));
     env.push(("TESSERA_PASSWORDS__MAX_CONCURRENT", "2".into()));
     env.push(("TESSERA_THROTTLE__MAX_FAILURES", "100000".into()));
+    // Every client is 127.0.0.1: the per-address connection cap (derived
+    // from the open-file limit) must not be what sheds them.
+    env.push(("TESSERA_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "4096".into()));
     let server = std::sync::Arc::new(Server::start(&env));
     assert_eq!(server.register("crowd").await, StatusCode::CREATED);
     let token = server.token("crowd").await;

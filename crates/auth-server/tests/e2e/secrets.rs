@@ -74,3 +74,59 @@ async fn production_profile_refuses_to_start_with_weak_settings() {
         "the secret itself is not echoed"
     );
 }
+
+/// What `tessera` says, and that it exits non-zero, for a refused configuration.
+fn refusal(env: &[(&str, String)]) -> String {
+    let output = tessera(env).output().unwrap();
+    assert!(!output.status.success(), "refused: {env:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_mistyped_key_or_a_url_of_the_wrong_database_stops_the_start_with_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut typo = sqlite_env(dir.path());
+    typo.push(("TESSERA_STORAGE__AUTO_MIGATE", "false".into()));
+    let stderr = refusal(&typo);
+    assert!(stderr.contains("auto_migate"), "{stderr}");
+
+    let stderr = refusal(&[
+        ("TESSERA_STORAGE__BACKEND", "postgres".into()),
+        ("TESSERA_DATA_DIR", dir.path().display().to_string()),
+    ]);
+    assert!(stderr.contains("storage.url"), "{stderr}");
+    assert!(
+        stderr.contains("storage.backend = \"postgres\""),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("tessera.db").exists(),
+        "nothing was opened"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_with_asymmetric_keys_needs_no_hs256_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys").display().to_string();
+    let mut env = sqlite_env(dir.path());
+    env.extend([
+        ("TESSERA_PROFILE", "production".to_owned()),
+        ("TESSERA_TOKENS__ALGORITHM", "EdDSA".to_owned()),
+        // Production refuses the cheap test hashing parameters.
+        ("TESSERA_PASSWORDS__MEMORY_KIB", "19456".to_owned()),
+        ("TESSERA_PASSWORDS__ITERATIONS", "2".to_owned()),
+    ]);
+    let stderr = refusal(&env);
+    assert!(stderr.contains("tokens.keys_dir"), "{stderr}");
+    assert!(!stderr.contains("tokens.secret"), "{stderr}");
+
+    run_ok(
+        &[],
+        &["keys", "generate", "--alg", "EdDSA", "--out", &keys_dir],
+    );
+    env.push(("TESSERA_TOKENS__KEYS_DIR", keys_dir));
+    let server = Server::start(&env);
+    assert_eq!(server.register("keyholder").await, StatusCode::CREATED);
+    server.stop();
+}
