@@ -291,3 +291,53 @@ async fn the_open_file_limit_is_raised_to_its_hard_limit_and_caps_follow_it() {
     );
     let _ = process.stop(Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_is_held_only_to_the_global_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&limited_env(
+        dir.path(),
+        &[
+            ("TESSERA_SERVER__MAX_CONNECTIONS", "12"),
+            ("TESSERA_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "3"),
+            ("TESSERA_RATE_LIMIT__TRUSTED_PROXIES", "[\"127.0.0.3\"]"),
+        ],
+    ));
+    // Eight connections from the proxy: all kept (per-address cap is 3).
+    let mut proxied = Vec::new();
+    for _ in 0..8 {
+        proxied.push(connect_from([127, 0, 0, 3], server.addr).await);
+    }
+    for stream in &mut proxied {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "served through the proxy"
+        );
+    }
+    // The global cap still holds: 12 in all, so 4 more at most.
+    let mut others = Vec::new();
+    for _ in 0..6 {
+        others.push(connect_from([127, 0, 0, 3], server.addr).await);
+    }
+    let mut refused = 0;
+    for stream in &mut others {
+        if closed_within(stream, Duration::from_millis(500)).await == Some(Vec::new()) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 2, "beyond the global cap of 12");
+    drop(proxied);
+    drop(others);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        metric(&server, "tessera_connections_refused_total{cap=\"global\"}").await,
+        2.0
+    );
+    server.stop();
+}
