@@ -41,7 +41,7 @@ use poem::{Addr, Body, Endpoint, EndpointExt, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tokio_util::task::TaskTracker;
 
 use crate::metrics;
@@ -313,11 +313,18 @@ enum Phase {
 
 /// The socket with the header-read and keep-alive deadlines: once one
 /// passes, reads fail with `TimedOut` and hyper closes the connection.
+///
+/// The timer is re-armed only when a deadline moves earlier (the first byte
+/// of a request after an idle period); a timer that fires before the
+/// current phase is due is simply re-armed then. So a kept-alive request
+/// costs one timer reset, not one per phase change.
 struct Deadlines {
     inner: TcpStream,
     header_read_timeout: Duration,
     keep_alive_timeout: Duration,
     phase: Phase,
+    /// When the current phase is due.
+    due: Instant,
     /// `activity.started` when the phase was last decided.
     seen_requests: u64,
     timer: Pin<Box<Sleep>>,
@@ -329,13 +336,15 @@ const NOT_DUE: Duration = Duration::from_secs(24 * 3600);
 
 impl Deadlines {
     fn new(inner: TcpStream, limits: &ConnectionLimits, activity: Arc<Activity>) -> Self {
+        let due = Instant::now() + limits.header_read_timeout;
         Self {
             inner,
             header_read_timeout: limits.header_read_timeout,
             keep_alive_timeout: limits.keep_alive_timeout,
             phase: Phase::Head,
+            due,
             seen_requests: 0,
-            timer: Box::pin(tokio::time::sleep(limits.header_read_timeout)),
+            timer: Box::pin(tokio::time::sleep_until(due)),
             activity,
         }
     }
@@ -347,9 +356,10 @@ impl Deadlines {
             Phase::Idle | Phase::Busy => NOT_DUE,
         };
         self.phase = phase;
-        self.timer
-            .as_mut()
-            .reset(tokio::time::Instant::now() + due_in);
+        self.due = Instant::now() + due_in;
+        if self.due < self.timer.deadline() {
+            self.timer.as_mut().reset(self.due);
+        }
     }
 
     /// Follows the handler: busy while a request is in flight, idle after
@@ -380,23 +390,28 @@ impl AsyncRead for Deadlines {
             // The first byte of the next request: its head is now due.
             self.enter(Phase::Head);
         }
-        if read.is_pending() && self.timer.as_mut().poll(cx).is_ready() {
-            self.follow_requests();
-            let kind = match self.phase {
-                Phase::Head => "header",
-                Phase::Idle => "idle",
-                Phase::Busy => {
-                    self.enter(Phase::Busy);
-                    return Poll::Pending;
+        if read.is_pending() {
+            while self.timer.as_mut().poll(cx).is_ready() {
+                self.follow_requests();
+                if self.phase == Phase::Busy || Instant::now() < self.due {
+                    // Fired for an earlier phase: wait for this one.
+                    let due = self.due;
+                    self.timer.as_mut().reset(due);
+                    continue;
                 }
-            };
-            if let Ok(mut timed_out) = self.activity.timed_out.lock() {
-                *timed_out = Some(kind);
+                let kind = if self.phase == Phase::Head {
+                    "header"
+                } else {
+                    "idle"
+                };
+                if let Ok(mut timed_out) = self.activity.timed_out.lock() {
+                    *timed_out = Some(kind);
+                }
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{kind} timeout"),
+                )));
             }
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("{kind} timeout"),
-            )));
         }
         read
     }
