@@ -14,7 +14,9 @@
 //! * **Body-read timeout**: the whole request body must arrive within it.
 //! * **Keep-alive idle timeout**: from the end of a response to the first
 //!   byte of the next request (`0s` turns keep-alive off).
-//! * **Head size**: 64 KiB and 100 header lines; beyond, `431`.
+//! * **Head size**: 64 KiB and 100 header lines (hyper's default, left
+//!   implicit: setting it makes hyper fill its header array per request);
+//!   beyond, `431`.
 //!
 //! Graceful shutdown: the listener closes, every connection finishes the
 //! request it is serving and closes, and the process waits up to
@@ -49,8 +51,6 @@ use crate::metrics;
 /// Largest request head (request line and headers); larger is answered
 /// `431`. hyper would otherwise accept up to its ~400 KiB read buffer.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Header lines per request (hyper's default); more is answered `431`.
-pub const MAX_HEADERS: usize = 100;
 
 /// The limits, resolved from configuration.
 #[derive(Debug, Clone)]
@@ -179,8 +179,7 @@ impl Connection {
         // keeps the two apart.
         http.header_read_timeout(None)
             .keep_alive(!self.limits.keep_alive_timeout.is_zero())
-            .max_header_size(MAX_HEAD_BYTES)
-            .max_headers(MAX_HEADERS);
+            .max_header_size(MAX_HEAD_BYTES);
         let conn = http.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         let result = tokio::select! {
