@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use poem::endpoint::BoxEndpoint;
@@ -215,6 +215,10 @@ fn with_deadline(body: Body, limit: Duration) -> Body {
     let chunks = body.into_bytes_stream();
     let timed = futures::stream::unfold(Some(Box::pin(chunks)), move |state| async move {
         let mut chunks = state?;
+        // A chunk already received needs no timer (the usual small body).
+        if let Some(ready) = chunks.next().now_or_never() {
+            return ready.map(|chunk| (chunk, Some(chunks)));
+        }
         match tokio::time::timeout_at(deadline, chunks.next()).await {
             Ok(Some(chunk)) => Some((chunk, Some(chunks))),
             Ok(None) => None,
