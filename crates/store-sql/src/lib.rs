@@ -21,7 +21,6 @@
 //! `migrations/postgres`, and its queries once in `queries.rs`.
 
 use std::future::Future;
-use std::marker::PhantomData;
 
 use auth_core::store::{StoreError, UniqueField};
 use sqlx::error::DatabaseError;
@@ -43,7 +42,6 @@ pub use auth_core::store::StoreSettings;
 /// Cheap to clone: a pool handle.
 pub struct SqlStore<D: Database> {
     pool: Pool<D>,
-    dialect: PhantomData<D>,
 }
 
 /// SQLite: one file, WAL mode, no setup.
@@ -56,10 +54,7 @@ pub type PostgresStore = SqlStore<sqlx::Postgres>;
 
 impl<D: Database> SqlStore<D> {
     fn from_pool(pool: Pool<D>) -> Self {
-        Self {
-            pool,
-            dialect: PhantomData,
-        }
+        Self { pool }
     }
 
     /// Closes the pool, waiting for checked-out connections to come back.
