@@ -19,6 +19,19 @@ pub enum AuthError {
     /// Wrong login or password. Deliberately says nothing about which.
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// Client authentication failed (RFC 6749 §5.2 `invalid_client`, 401);
+    /// `basic` when the client used HTTP Basic, which the answer must name.
+    #[error("client authentication failed")]
+    InvalidClient { basic: bool },
+    /// The client may not use this grant.
+    #[error("the client is not allowed to use this grant type")]
+    UnauthorizedClient,
+    /// The grant is switched off (`oauth.password_grant = false`) or unknown.
+    #[error("the grant type is not supported")]
+    UnsupportedGrantType,
+    /// An authorization code that fails a check (RFC 6749 `invalid_grant`).
+    #[error("{0}")]
+    InvalidGrant(&'static str),
     /// A refresh token that is unknown, expired, used or of an ended session.
     #[error("the refresh token is invalid, expired or revoked")]
     InvalidRefreshToken,

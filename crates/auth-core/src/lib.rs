@@ -6,9 +6,13 @@
 //! implement. Nothing here knows HTTP, SQL or BSON.
 
 pub mod admin;
+pub mod authorize;
+pub mod client;
 pub mod error;
+pub mod flows;
 pub mod keys;
 pub mod model;
+pub mod oauth;
 pub mod password;
 pub mod refresh;
 pub mod secret;
@@ -20,15 +24,25 @@ pub mod validation;
 
 pub use error::AuthError;
 pub use keys::{KeyError, PublicJwk, SigningAlgorithm};
+pub use flows::{
+    AuthorizationQuery, AuthorizeError, AuthorizeErrorCode, BrowserSignIn, ClientRedirect, Progress,
+    Step,
+};
+pub use oauth::{ClientCredentials, OAuthPolicy, TokenClient};
 pub use model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
 };
 pub use password::{HashingConfig, PasswordHasher};
 pub use secret::{DatabaseUrl, Secret};
 pub use service::{AuthService, Introspection, LoginGrant, Registration, SessionPolicy, TokenKind};
+pub use authorize::{
+    AuthorizationCode, AuthorizationParams, BrowserSession, CodeGrant, CodeRedemption,
+    PendingAuthorization, Prompt,
+};
+pub use client::{Client, ClientRegistration, GrantType};
 pub use store::{
-    Lifecycle, Observed, SessionStore, Store, StoreError, StoreObserver, StoreSettings,
-    ThrottleStore, ThrottleUpdate, UniqueField, UserStore,
+    ClientStore, FlowStore, Lifecycle, Observed, SessionStore, Store, StoreError, StoreObserver,
+    StoreSettings, ThrottleStore, ThrottleUpdate, UniqueField, UserStore,
 };
 pub use throttle::{ThrottlePolicy, ThrottleState};
 pub use token::{AccessClaims, TokenConfig, TokenError, TokenKeys};

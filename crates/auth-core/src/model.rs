@@ -97,6 +97,11 @@ pub struct Session {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The scope granted at login, kept for every refresh.
     pub scope: Option<String>,
+    /// The client the session was granted to (every token of it says so,
+    /// and only that client may refresh it);
+    /// [`LEGACY_CLIENT_ID`](crate::client::LEGACY_CLIENT_ID) for v1's
+    /// implicit public client.
+    pub client_id: String,
 }
 
 impl Session {

@@ -1,4 +1,5 @@
-//! Refresh tokens: 256 random bits, opaque to clients, stored as SHA-256.
+//! Opaque tokens: 256 random bits, stored only as SHA-256. Refresh tokens,
+//! authorization codes and browser-session cookies are all of this kind.
 //!
 //! For the reuse grace window the successor of a used token must be
 //! recoverable, but never stored in the clear. It is sealed with a one-time
@@ -19,17 +20,20 @@ use crate::model::TokenDigest;
 const TOKEN_BYTES: usize = 32;
 const SEAL_CONTEXT: &[u8] = b"tessera-refresh-seal:";
 
-/// A refresh token as handed to a client. `Debug` hides the value.
+/// A random token as handed out. `Debug` hides the value.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RefreshToken(String);
+pub struct OpaqueToken(String);
 
-impl std::fmt::Debug for RefreshToken {
+/// A refresh token (RFC 6749 §1.5).
+pub type RefreshToken = OpaqueToken;
+
+impl std::fmt::Debug for OpaqueToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RefreshToken(<redacted>)")
+        f.write_str("OpaqueToken(<redacted>)")
     }
 }
 
-impl RefreshToken {
+impl OpaqueToken {
     /// A fresh token from the OS's CSPRNG.
     pub fn generate() -> Self {
         let mut raw = [0u8; TOKEN_BYTES];
@@ -75,7 +79,7 @@ impl RefreshToken {
             return None;
         }
         let raw: Vec<u8> = sealed.iter().zip(self.pad()).map(|(a, b)| a ^ b).collect();
-        let token = RefreshToken(URL_SAFE_NO_PAD.encode(raw));
+        let token = OpaqueToken(URL_SAFE_NO_PAD.encode(raw));
         bool::from(token.digest().ct_eq(expected)).then_some(token)
     }
 }
@@ -94,7 +98,7 @@ mod tests {
             a.digest(),
             RefreshToken::from_presented(a.expose()).digest()
         );
-        assert_eq!(format!("{a:?}"), "RefreshToken(<redacted>)");
+        assert_eq!(format!("{a:?}"), "OpaqueToken(<redacted>)");
     }
 
     #[test]

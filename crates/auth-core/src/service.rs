@@ -13,6 +13,7 @@ use crate::password::PasswordHasher;
 use crate::refresh::RefreshToken;
 use crate::store::Store;
 use crate::throttle::ThrottlePolicy;
+use crate::oauth::{OAuthPolicy, TokenClient};
 use crate::token::{AccessClaims, IssuedToken, TokenError, TokenIssuer};
 use crate::validation::{Email, LoginKey, Password, Username, ValidationErrors};
 
@@ -69,6 +70,8 @@ pub struct SessionPolicy {
     pub allowed_scopes: BTreeSet<String>,
     /// Failed-login throttling per account.
     pub throttle: ThrottlePolicy,
+    /// Clients, grants and browser flows.
+    pub oauth: OAuthPolicy,
 }
 
 impl Default for SessionPolicy {
@@ -78,6 +81,7 @@ impl Default for SessionPolicy {
             refresh_reuse_grace: Duration::ZERO,
             allowed_scopes: BTreeSet::new(),
             throttle: ThrottlePolicy::default(),
+            oauth: OAuthPolicy::default(),
         }
     }
 }
@@ -91,6 +95,10 @@ pub struct LoginGrant {
     pub refresh: RefreshToken,
     /// The granted scope, when any was requested and allowed.
     pub scope: Option<String>,
+    /// Whether `refresh` goes to the client: always for the password and
+    /// refresh grants; for a code only with `offline_access` (the session
+    /// still has a token, which simply expires unused).
+    pub refresh_issued: bool,
 }
 
 /// Which kind of token an introspection or revocation concerned.
@@ -131,7 +139,7 @@ pub struct AuthService<S> {
     policy: SessionPolicy,
 }
 
-fn chrono_duration(d: Duration) -> chrono::Duration {
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
@@ -162,6 +170,10 @@ impl<S: Store> AuthService<S> {
         &self.tokens
     }
 
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
     /// Creates an account. Validation runs before any hashing, so bad input
     /// costs nothing; uniqueness is settled by the store's insert.
     pub async fn register(&self, input: &Registration) -> Result<User, AuthError> {
@@ -183,8 +195,21 @@ impl<S: Store> AuthService<S> {
         password: &str,
         requested_scope: Option<&str>,
     ) -> Result<LoginGrant, AuthError> {
+        self.login_for(&TokenClient::Legacy, login, password, requested_scope)
+            .await
+    }
+
+    /// The password grant on behalf of `client` (already authenticated and
+    /// allowed the grant): the session and its tokens name the client.
+    pub async fn login_for(
+        &self,
+        client: &TokenClient,
+        login: &str,
+        password: &str,
+        requested_scope: Option<&str>,
+    ) -> Result<LoginGrant, AuthError> {
         let user = self.check_password(login, password).await?;
-        let scope = self.grant_scope(requested_scope);
+        let scope = self.grant_scope(client, requested_scope);
         let now = Utc::now();
         let refresh = RefreshToken::generate();
         let first = self.refresh_record(&refresh, None, now);
@@ -194,24 +219,22 @@ impl<S: Store> AuthService<S> {
             created_at: now,
             expires_at: first.expires_at,
             revoked_at: None,
-            scope: scope.clone(),
+            scope,
+            client_id: client.id().to_owned(),
         };
         self.store.create_session(&session, &first).await?;
-        let access = self.issue(&user, session.id, scope.clone())?;
-        Ok(LoginGrant {
-            user,
-            session_id: session.id,
-            access,
-            refresh,
-            scope,
-        })
+        self.grant(user, &session, refresh)
     }
 
     /// Verifies a login's password; the user when it matches and may log in.
     ///
     /// Throttling is keyed by account id, or by the login string when no
     /// account has it, so guessing at unknown names is throttled alike.
-    async fn check_password(&self, login: &str, password: &str) -> Result<User, AuthError> {
+    pub(crate) async fn check_password(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<User, AuthError> {
         let user = self.find_by_login(login).await?;
         let throttle_key = match (&user, LoginKey::from_login(login)) {
             (Some(user), _) => format!("user:{}", user.id),
@@ -253,6 +276,16 @@ impl<S: Store> AuthService<S> {
 
     /// The refresh-token grant: single use, rotated, with reuse detection.
     pub async fn refresh(&self, presented: &str) -> Result<LoginGrant, AuthError> {
+        self.refresh_for(&TokenClient::Legacy, presented).await
+    }
+
+    /// The refresh grant for `client`: a token of a session granted to
+    /// another client ends that session (it has leaked) and is refused.
+    pub async fn refresh_for(
+        &self,
+        client: &TokenClient,
+        presented: &str,
+    ) -> Result<LoginGrant, AuthError> {
         let presented = RefreshToken::from_presented(presented);
         let now = Utc::now();
         let successor = RefreshToken::generate();
@@ -263,6 +296,14 @@ impl<S: Store> AuthService<S> {
             .await?
         {
             Consumed::Rotated { session, user } => {
+                if session.client_id != client.id() {
+                    self.store.revoke_session(session.id, now).await?;
+                    tracing::warn!(
+                        session_id = %session.id,
+                        "refresh token presented by another client; session revoked"
+                    );
+                    return Err(AuthError::InvalidRefreshToken);
+                }
                 if user.disabled {
                     self.store.revoke_session(session.id, now).await?;
                     return Err(AuthError::AccountDisabled);
@@ -274,7 +315,11 @@ impl<S: Store> AuthService<S> {
                 session,
                 user,
             } => {
-                if let Some(same) = self.grace_successor(&presented, &token, &session, &user, now) {
+                let same_client = session.client_id == client.id();
+                if let Some(same) = self
+                    .grace_successor(&presented, &token, &session, &user, now)
+                    .filter(|_| same_client)
+                {
                     return self.grant(user, &session, same);
                 }
                 self.store.revoke_session(session.id, now).await?;
@@ -309,23 +354,32 @@ impl<S: Store> AuthService<S> {
         )
     }
 
-    fn grant(
+    pub(crate) fn grant(
         &self,
         user: User,
         session: &Session,
         refresh: RefreshToken,
     ) -> Result<LoginGrant, AuthError> {
-        let access = self.issue(&user, session.id, session.scope.clone())?;
+        let access = self
+            .tokens
+            .issue_for_client(
+                &user,
+                Some(session.id),
+                session.scope.clone(),
+                session.client_id.clone(),
+            )
+            .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
         Ok(LoginGrant {
             user,
             session_id: session.id,
             access,
             refresh,
             scope: session.scope.clone(),
+            refresh_issued: true,
         })
     }
 
-    fn refresh_record(
+    pub(crate) fn refresh_record(
         &self,
         token: &RefreshToken,
         sealed_by: Option<&RefreshToken>,
@@ -438,7 +492,7 @@ impl<S: Store> AuthService<S> {
                 exp: record.expires_at.timestamp(),
                 iss: self.tokens.config().issuer.clone(),
                 scope: session.scope,
-                client_id: self.tokens.config().client_id.clone(),
+                client_id: session.client_id,
             })
         }))
     }
@@ -474,6 +528,10 @@ impl<S: Store> AuthService<S> {
     pub async fn purge_expired(&self) -> Result<u64, AuthError> {
         let now = Utc::now();
         let sessions = self.store.purge_expired(now).await?;
+        let flows = self.store.purge_flows(now).await?;
+        if flows > 0 {
+            tracing::debug!(flows, "purged expired authorization requests, codes and browser sessions");
+        }
         let forgotten = self
             .store
             .purge_throttle(self.policy.throttle.stale_before(now), now)
@@ -517,22 +575,16 @@ impl<S: Store> AuthService<S> {
 
     /// The requested scope narrowed to the allowed ones (RFC 6749 3.3);
     /// `None` when nothing is left.
-    fn grant_scope(&self, requested: Option<&str>) -> Option<String> {
+    fn grant_scope(&self, client: &TokenClient, requested: Option<&str>) -> Option<String> {
         let granted: BTreeSet<&str> = requested?
             .split(' ')
             .filter(|s| self.policy.allowed_scopes.contains(*s))
+            .filter(|s| match client {
+                TokenClient::Registered(c) => c.scopes.iter().any(|a| a == s),
+                TokenClient::Legacy => true,
+            })
             .collect();
         (!granted.is_empty()).then(|| granted.into_iter().collect::<Vec<_>>().join(" "))
     }
 
-    fn issue(
-        &self,
-        user: &User,
-        sid: Uuid,
-        scope: Option<String>,
-    ) -> Result<IssuedToken, AuthError> {
-        self.tokens
-            .issue(user, Some(sid), scope)
-            .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))
-    }
 }

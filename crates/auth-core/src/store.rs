@@ -16,6 +16,8 @@ use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 
+use crate::authorize::{AuthorizationCode, BrowserSession, CodeRedemption, PendingAuthorization};
+use crate::client::Client;
 use crate::model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
 };
@@ -40,6 +42,8 @@ pub struct StoreSettings {
 pub enum UniqueField {
     Username,
     Email,
+    /// A client id (`tessera client add`).
+    ClientId,
 }
 
 impl UniqueField {
@@ -47,6 +51,7 @@ impl UniqueField {
         match self {
             UniqueField::Username => "username",
             UniqueField::Email => "email",
+            UniqueField::ClientId => "client_id",
         }
     }
 }
@@ -265,6 +270,96 @@ port! {
 }
 
 port! {
+    /// Clients registered through the CLI. Clients from configuration never
+    /// reach the store; the service looks there first.
+    pub trait ClientStore {
+        /// Stores a new client; [`StoreError::Conflict`] with
+        /// [`UniqueField::ClientId`] when the id is taken, atomically.
+        fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+
+        fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError>;
+
+        /// Every stored client, ordered by id.
+        fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+
+        /// Replaces every field of the client with `client.id` except its
+        /// creation time. [`StoreError::NotFound`] when there is none.
+        fn update_client(&self, client: &Client) -> Result<(), StoreError>;
+
+        /// Deletes a client; `false` when there was none. Sessions it
+        /// started stay until they expire or are revoked.
+        fn delete_client(&self, id: &str) -> Result<bool, StoreError>;
+    }
+}
+
+port! {
+    /// Browser flows: pending authorization requests, authorization codes,
+    /// sign-in sessions and remembered consent. All of it is here, not in a
+    /// process, so any replica continues any flow.
+    pub trait FlowStore {
+        fn insert_authorization_request(
+            &self,
+            request: &PendingAuthorization,
+        ) -> Result<(), StoreError>;
+
+        /// The pending request if it has not expired at `now`.
+        fn find_authorization_request(
+            &self,
+            id: Uuid,
+            now: DateTime<Utc>,
+        ) -> Result<Option<PendingAuthorization>, StoreError>;
+
+        /// Forgets a pending request (it was answered); `false` when absent.
+        fn delete_authorization_request(&self, id: Uuid) -> Result<bool, StoreError>;
+
+        fn insert_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError>;
+
+        /// Presents the code with digest `digest`: if it is unused and not
+        /// expired at `now`, marks it used and returns
+        /// [`CodeRedemption::Redeemed`] — atomically, so of N concurrent
+        /// presentations exactly one wins. A used code (expired or not)
+        /// changes nothing and is [`CodeRedemption::AlreadyUsed`].
+        fn redeem_authorization_code(
+            &self,
+            digest: &TokenDigest,
+            now: DateTime<Utc>,
+        ) -> Result<CodeRedemption, StoreError>;
+
+        fn create_browser_session(&self, session: &BrowserSession) -> Result<(), StoreError>;
+
+        /// The browser session with digest `digest` and its user, if it is
+        /// active at `now`; its idle expiry is moved to `idle_until` in the
+        /// same step.
+        fn touch_browser_session(
+            &self,
+            digest: &TokenDigest,
+            now: DateTime<Utc>,
+            idle_until: DateTime<Utc>,
+        ) -> Result<Option<(BrowserSession, User)>, StoreError>;
+
+        /// Ends a browser session (sign-out); `false` when there was none.
+        fn end_browser_session(&self, digest: &TokenDigest) -> Result<bool, StoreError>;
+
+        /// The scopes a user granted a client (normalised), if any.
+        fn find_consent(&self, user_id: Uuid, client_id: &str)
+            -> Result<Option<String>, StoreError>;
+
+        /// Records (replaces) the scopes a user granted a client.
+        fn save_consent(
+            &self,
+            user_id: Uuid,
+            client_id: &str,
+            scope: &str,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError>;
+
+        /// Deletes pending requests, codes and browser sessions that expired
+        /// before `now`; returns how many records went.
+        fn purge_flows(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    }
+}
+
+port! {
     /// The store as a whole: reachability and schema.
     pub trait Lifecycle {
         /// A cheap round trip proving the store answers (readiness probes).
@@ -281,7 +376,9 @@ port! {
 }
 
 /// Everything a backend provides.
-pub trait Store: UserStore + SessionStore + ThrottleStore + Lifecycle + 'static {
+pub trait Store:
+    UserStore + SessionStore + ThrottleStore + ClientStore + FlowStore + Lifecycle + 'static
+{
     /// A short name for logs and test output (`memory`, `sqlite`, ...).
     fn backend_name(&self) -> &'static str;
 }

@@ -245,6 +245,18 @@ impl TokenIssuer {
         sid: Option<Uuid>,
         scope: Option<String>,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        let client_id = self.config.client_id.clone();
+        self.issue_for_client(user, sid, scope, client_id)
+    }
+
+    /// An access token whose `client_id` claim names `client_id` (RFC 9068 §2.2).
+    pub fn issue_for_client(
+        &self,
+        user: &User,
+        sid: Option<Uuid>,
+        scope: Option<String>,
+        client_id: String,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
         let ttl = self.config.access_ttl.as_secs();
         let claims = AccessClaims {
@@ -258,7 +270,7 @@ impl TokenIssuer {
             jti: Uuid::new_v4().to_string(),
             sid: sid.map(|s| s.to_string()),
             scope,
-            client_id: self.config.client_id.clone(),
+            client_id,
         };
         let mut header = Header::new(self.keys.signing.algorithm);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());

@@ -7,6 +7,8 @@
 // This crate *is* test code: a failed expectation is how a case fails.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod clients;
+pub mod flows;
 pub mod sessions;
 pub mod throttle;
 pub mod throwaway;
@@ -50,6 +52,19 @@ macro_rules! conformance_tests {
                 throttle::throttle_state_round_trips_and_clears,
                 throttle::concurrent_throttle_updates_lose_nothing,
                 throttle::purge_forgets_only_stale_unlocked_throttle_state,
+                clients::inserted_clients_read_back_whole,
+                clients::a_taken_client_id_conflicts,
+                clients::updating_a_client_replaces_all_but_its_creation_time,
+                clients::deleting_a_client_forgets_it,
+                flows::pending_requests_read_back_until_they_expire,
+                flows::a_code_is_redeemed_once_then_reported_used,
+                flows::an_expired_code_is_invalid,
+                flows::concurrent_redemptions_of_one_code_have_one_winner,
+                flows::browser_sessions_slide_until_idle_or_absolute_expiry,
+                flows::ending_a_browser_session_forgets_it,
+                flows::browser_sessions_and_consent_need_a_user_and_go_with_it,
+                flows::consent_is_kept_per_user_and_client_and_replaced,
+                flows::purging_flows_removes_only_what_expired,
             );
         }
     };
@@ -73,6 +88,8 @@ mod every_case_is_listed {
     use std::collections::BTreeSet;
 
     const SOURCES: &[(&str, &str)] = &[
+        ("clients", include_str!("clients.rs")),
+        ("flows", include_str!("flows.rs")),
         ("sessions", include_str!("sessions.rs")),
         ("throttle", include_str!("throttle.rs")),
         ("users", include_str!("users.rs")),

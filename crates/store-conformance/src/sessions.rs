@@ -22,7 +22,7 @@ pub fn now() -> DateTime<Utc> {
     auth_core::model::to_stored_precision(Utc::now())
 }
 
-fn digest(seed: &str) -> TokenDigest {
+pub fn digest(seed: &str) -> TokenDigest {
     let mut d = [0u8; 32];
     for (i, b) in seed.bytes().chain(Uuid::new_v4().into_bytes()).enumerate() {
         d[i % 32] ^= b.rotate_left(i as u32 % 8);
@@ -51,6 +51,7 @@ pub async fn fixture<S: Store>(store: &S, username: &str) -> Fixture {
         expires_at: first.expires_at,
         revoked_at: None,
         scope: Some("profile".into()),
+        client_id: "webapp".into(),
     };
     store
         .create_session(&session, &first)
@@ -89,6 +90,7 @@ pub async fn sessions_of_unknown_users_are_refused<S: Store>(store: &S) {
         expires_at: first.expires_at,
         revoked_at: None,
         scope: None,
+        client_id: "webapp".into(),
     };
     let err = store
         .create_session(&session, &first)
@@ -266,6 +268,7 @@ pub async fn revoking_all_of_a_users_sessions_can_keep_one<S: Store>(store: &S) 
             expires_at: first.expires_at,
             revoked_at: None,
             scope: None,
+            client_id: "webapp".into(),
         };
         store
             .create_session(&session, &first)
@@ -321,6 +324,7 @@ pub async fn purge_removes_ended_sessions_and_their_tokens<S: Store>(store: &S) 
         expires_at: old_token.expires_at,
         revoked_at: None,
         scope: None,
+        client_id: "webapp".into(),
     };
     store
         .create_session(&expired, &old_token)

@@ -6,15 +6,15 @@
 //! check-and-write atomic, which is exactly the behaviour the database
 //! adapters get from unique indexes and conditional updates.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use auth_core::store::{
-    Lifecycle, SessionStore, Store, StoreError, ThrottleStore, ThrottleUpdate, UniqueField,
-    UserStore,
+    ClientStore, FlowStore, Lifecycle, SessionStore, Store, StoreError, ThrottleStore,
+    ThrottleUpdate, UniqueField, UserStore,
 };
 use auth_core::{
-    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
+    AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, PendingAuthorization, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
     User,
 };
 use chrono::{DateTime, Utc};
@@ -28,6 +28,13 @@ struct Tables {
     sessions: HashMap<Uuid, Session>,
     refresh_tokens: HashMap<TokenDigest, RefreshTokenRecord>,
     throttle: HashMap<String, ThrottleState>,
+    clients: BTreeMap<String, Client>,
+    authorization_requests: HashMap<Uuid, PendingAuthorization>,
+    /// Each code with whether it was used.
+    codes: HashMap<TokenDigest, (AuthorizationCode, bool)>,
+    browser_sessions: HashMap<TokenDigest, BrowserSession>,
+    /// (user, client) -> granted scope.
+    consents: HashMap<(Uuid, String), String>,
 }
 
 impl Tables {
@@ -168,6 +175,8 @@ impl UserStore for MemoryStore {
         tables.by_username.remove(&row.username_key);
         tables.by_email.remove(&row.email_key);
         tables.remove_sessions(|s| s.user_id == id);
+        tables.browser_sessions.retain(|_, s| s.user_id != id);
+        tables.consents.retain(|(user, _), _| *user != id);
         Ok(true)
     }
 
@@ -347,6 +356,174 @@ impl ThrottleStore for MemoryStore {
             state.window_started >= stale_before || state.locked_until.is_some_and(|t| t > now)
         });
         Ok((before - data.throttle.len()) as u64)
+    }
+}
+
+impl ClientStore for MemoryStore {
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        if tables.clients.contains_key(&client.id) {
+            return Err(StoreError::Conflict(UniqueField::ClientId));
+        }
+        tables.clients.insert(client.id.clone(), client.clone());
+        Ok(())
+    }
+
+    async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        Ok(self.lock()?.clients.get(id).cloned())
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        Ok(self.lock()?.clients.values().cloned().collect())
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        let stored = tables
+            .clients
+            .get_mut(&client.id)
+            .ok_or(StoreError::NotFound)?;
+        *stored = Client {
+            created_at: stored.created_at,
+            ..client.clone()
+        };
+        Ok(())
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.lock()?.clients.remove(id).is_some())
+    }
+}
+
+impl FlowStore for MemoryStore {
+    async fn insert_authorization_request(
+        &self,
+        request: &PendingAuthorization,
+    ) -> Result<(), StoreError> {
+        self.lock()?
+            .authorization_requests
+            .insert(request.id, request.clone());
+        Ok(())
+    }
+
+    async fn find_authorization_request(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingAuthorization>, StoreError> {
+        Ok(self
+            .lock()?
+            .authorization_requests
+            .get(&id)
+            .filter(|r| r.expires_at > now)
+            .cloned())
+    }
+
+    async fn delete_authorization_request(&self, id: Uuid) -> Result<bool, StoreError> {
+        Ok(self.lock()?.authorization_requests.remove(&id).is_some())
+    }
+
+    async fn insert_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+        self.lock()?.codes.insert(code.digest, (code.clone(), false));
+        Ok(())
+    }
+
+    async fn redeem_authorization_code(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<CodeRedemption, StoreError> {
+        let mut tables = self.lock()?;
+        Ok(match tables.codes.get_mut(digest) {
+            Some((code, true)) => CodeRedemption::AlreadyUsed {
+                session_id: code.session_id,
+            },
+            Some((code, used)) if code.expires_at > now => {
+                *used = true;
+                CodeRedemption::Redeemed(code.clone())
+            }
+            _ => CodeRedemption::Invalid,
+        })
+    }
+
+    async fn create_browser_session(&self, session: &BrowserSession) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        if !tables.users.contains_key(&session.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        tables
+            .browser_sessions
+            .insert(session.digest, session.clone());
+        Ok(())
+    }
+
+    async fn touch_browser_session(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+        idle_until: DateTime<Utc>,
+    ) -> Result<Option<(BrowserSession, User)>, StoreError> {
+        let mut tables = self.lock()?;
+        let Some(session) = tables
+            .browser_sessions
+            .get_mut(digest)
+            .filter(|s| s.is_active(now))
+        else {
+            return Ok(None);
+        };
+        session.idle_expires_at = idle_until;
+        let session = session.clone();
+        Ok(tables
+            .users
+            .get(&session.user_id)
+            .map(|row| (session, row.user.clone())))
+    }
+
+    async fn end_browser_session(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
+        Ok(self.lock()?.browser_sessions.remove(digest).is_some())
+    }
+
+    async fn find_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()?
+            .consents
+            .get(&(user_id, client_id.to_owned()))
+            .cloned())
+    }
+
+    async fn save_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        scope: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        if !tables.users.contains_key(&user_id) {
+            return Err(StoreError::NotFound);
+        }
+        tables
+            .consents
+            .insert((user_id, client_id.to_owned()), scope.to_owned());
+        Ok(())
+    }
+
+    async fn purge_flows(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tables = self.lock()?;
+        let before = tables.authorization_requests.len()
+            + tables.codes.len()
+            + tables.browser_sessions.len();
+        tables.authorization_requests.retain(|_, r| r.expires_at > now);
+        tables.codes.retain(|_, (c, _)| c.expires_at > now);
+        tables.browser_sessions.retain(|_, s| s.is_active(now));
+        let after = tables.authorization_requests.len()
+            + tables.codes.len()
+            + tables.browser_sessions.len();
+        Ok((before - after) as u64)
     }
 }
 

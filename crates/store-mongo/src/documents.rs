@@ -6,7 +6,7 @@
 //! string here and can only ever be compared as one.
 
 use auth_core::{
-    NewRefreshToken, NewUser, RefreshTokenRecord, Session, StoreError, ThrottleState, TokenDigest,
+    AuthorizationCode, BrowserSession, Client, PendingAuthorization, NewRefreshToken, NewUser, RefreshTokenRecord, Session, StoreError, ThrottleState, TokenDigest,
     User,
 };
 use chrono::{DateTime, Utc};
@@ -19,6 +19,11 @@ pub(crate) const SESSIONS: &str = "sessions";
 pub(crate) const REFRESH_TOKENS: &str = "refresh_tokens";
 pub(crate) const LOGIN_THROTTLE: &str = "login_throttle";
 pub(crate) const MIGRATIONS: &str = "_migrations";
+pub(crate) const CLIENTS: &str = "clients";
+pub(crate) const AUTHORIZATION_REQUESTS: &str = "authorization_requests";
+pub(crate) const AUTHORIZATION_CODES: &str = "authorization_codes";
+pub(crate) const BROWSER_SESSIONS: &str = "browser_sessions";
+pub(crate) const CONSENTS: &str = "consents";
 
 /// Unique index names; duplicate-key errors name them, which is how a
 /// conflict is mapped to the field it is about.
@@ -29,7 +34,7 @@ pub(crate) fn bson_uuid(id: Uuid) -> bson::Uuid {
     bson::Uuid::from_bytes(id.into_bytes())
 }
 
-fn uuid(id: bson::Uuid) -> Uuid {
+pub(crate) fn uuid(id: bson::Uuid) -> Uuid {
     Uuid::from_bytes(id.bytes())
 }
 
@@ -37,7 +42,7 @@ pub(crate) fn bson_time(t: DateTime<Utc>) -> bson::DateTime {
     bson::DateTime::from_millis(t.timestamp_millis())
 }
 
-fn time(t: bson::DateTime) -> DateTime<Utc> {
+pub(crate) fn time(t: bson::DateTime) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
@@ -48,7 +53,7 @@ pub(crate) fn binary(bytes: &[u8]) -> Binary {
     }
 }
 
-fn digest(bytes: Binary) -> Result<TokenDigest, StoreError> {
+pub(crate) fn digest(bytes: Binary) -> Result<TokenDigest, StoreError> {
     bytes
         .bytes
         .try_into()
@@ -109,8 +114,15 @@ pub(crate) struct SessionDoc {
     pub expires_at: bson::DateTime,
     pub revoked_at: Option<bson::DateTime>,
     pub scope: Option<String>,
+    /// Absent on sessions written before clients existed: v1's client.
+    #[serde(default = "legacy_client_id")]
+    pub client_id: String,
     #[serde(default, skip_serializing)]
     pub user: Option<UserDoc>,
+}
+
+fn legacy_client_id() -> String {
+    auth_core::client::LEGACY_CLIENT_ID.to_owned()
 }
 
 impl From<&Session> for SessionDoc {
@@ -122,6 +134,7 @@ impl From<&Session> for SessionDoc {
             expires_at: bson_time(session.expires_at),
             revoked_at: session.revoked_at.map(bson_time),
             scope: session.scope.clone(),
+            client_id: session.client_id.clone(),
             user: None,
         }
     }
@@ -136,6 +149,7 @@ impl SessionDoc {
             expires_at: time(self.expires_at),
             revoked_at: self.revoked_at.map(time),
             scope: self.scope,
+            client_id: self.client_id,
         };
         (session, self.user.map(User::from))
     }
@@ -229,4 +243,195 @@ pub(crate) struct MigrationDoc {
     pub version: i64,
     pub description: String,
     pub applied_at: bson::DateTime,
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Other(format!("encoding JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Other(format!("stored JSON: {e}")))
+}
+
+/// `clients`, keyed by client id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ClientDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub name: String,
+    pub secret_digest: Option<Binary>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<auth_core::GrantType>,
+    pub scopes: Vec<String>,
+    pub first_party: bool,
+    pub created_at: bson::DateTime,
+}
+
+impl From<&Client> for ClientDoc {
+    fn from(client: &Client) -> Self {
+        Self {
+            id: client.id.clone(),
+            name: client.name.clone(),
+            secret_digest: client.secret_digest.as_ref().map(|d| binary(d)),
+            redirect_uris: client.redirect_uris.clone(),
+            post_logout_redirect_uris: client.post_logout_redirect_uris.clone(),
+            grant_types: client.grant_types.clone(),
+            scopes: client.scopes.clone(),
+            first_party: client.first_party,
+            created_at: bson_time(client.created_at),
+        }
+    }
+}
+
+impl TryFrom<ClientDoc> for Client {
+    type Error = StoreError;
+
+    fn try_from(doc: ClientDoc) -> Result<Self, StoreError> {
+        Ok(Client {
+            id: doc.id,
+            name: doc.name,
+            secret_digest: doc.secret_digest.map(digest).transpose()?,
+            redirect_uris: doc.redirect_uris,
+            post_logout_redirect_uris: doc.post_logout_redirect_uris,
+            grant_types: doc.grant_types,
+            scopes: doc.scopes,
+            first_party: doc.first_party,
+            created_at: time(doc.created_at),
+        })
+    }
+}
+
+/// `authorization_requests`; `params` is the checked request as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RequestDoc {
+    #[serde(rename = "_id")]
+    pub id: bson::Uuid,
+    pub params: String,
+    pub created_at: bson::DateTime,
+    pub expires_at: bson::DateTime,
+}
+
+impl RequestDoc {
+    pub fn new(request: &PendingAuthorization) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: bson_uuid(request.id),
+            params: to_json(&request.params)?,
+            created_at: bson_time(request.created_at),
+            expires_at: bson_time(request.expires_at),
+        })
+    }
+}
+
+impl TryFrom<RequestDoc> for PendingAuthorization {
+    type Error = StoreError;
+
+    fn try_from(doc: RequestDoc) -> Result<Self, StoreError> {
+        Ok(PendingAuthorization {
+            id: uuid(doc.id),
+            params: from_json(&doc.params)?,
+            created_at: time(doc.created_at),
+            expires_at: time(doc.expires_at),
+        })
+    }
+}
+
+/// `authorization_codes`, keyed by the code's digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CodeDoc {
+    #[serde(rename = "_id")]
+    pub digest: Binary,
+    pub client_id: String,
+    pub session_id: bson::Uuid,
+    pub grant_data: String,
+    pub created_at: bson::DateTime,
+    pub expires_at: bson::DateTime,
+    pub used_at: Option<bson::DateTime>,
+}
+
+impl CodeDoc {
+    pub fn new(code: &AuthorizationCode) -> Result<Self, StoreError> {
+        Ok(Self {
+            digest: binary(&code.digest),
+            client_id: code.client_id.clone(),
+            session_id: bson_uuid(code.session_id),
+            grant_data: to_json(&code.grant)?,
+            created_at: bson_time(code.created_at),
+            expires_at: bson_time(code.expires_at),
+            used_at: None,
+        })
+    }
+}
+
+impl TryFrom<CodeDoc> for AuthorizationCode {
+    type Error = StoreError;
+
+    fn try_from(doc: CodeDoc) -> Result<Self, StoreError> {
+        Ok(AuthorizationCode {
+            digest: digest(doc.digest)?,
+            client_id: doc.client_id,
+            session_id: uuid(doc.session_id),
+            grant: from_json(&doc.grant_data)?,
+            created_at: time(doc.created_at),
+            expires_at: time(doc.expires_at),
+        })
+    }
+}
+
+/// `browser_sessions`, keyed by the cookie's digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BrowserSessionDoc {
+    #[serde(rename = "_id")]
+    pub digest: Binary,
+    pub id: bson::Uuid,
+    pub user_id: bson::Uuid,
+    pub auth_time: bson::DateTime,
+    pub created_at: bson::DateTime,
+    pub idle_expires_at: bson::DateTime,
+    pub expires_at: bson::DateTime,
+}
+
+impl From<&BrowserSession> for BrowserSessionDoc {
+    fn from(session: &BrowserSession) -> Self {
+        Self {
+            digest: binary(&session.digest),
+            id: bson_uuid(session.id),
+            user_id: bson_uuid(session.user_id),
+            auth_time: bson_time(session.auth_time),
+            created_at: bson_time(session.created_at),
+            idle_expires_at: bson_time(session.idle_expires_at),
+            expires_at: bson_time(session.expires_at),
+        }
+    }
+}
+
+impl TryFrom<BrowserSessionDoc> for BrowserSession {
+    type Error = StoreError;
+
+    fn try_from(doc: BrowserSessionDoc) -> Result<Self, StoreError> {
+        Ok(BrowserSession {
+            id: uuid(doc.id),
+            digest: digest(doc.digest)?,
+            user_id: uuid(doc.user_id),
+            auth_time: time(doc.auth_time),
+            created_at: time(doc.created_at),
+            idle_expires_at: time(doc.idle_expires_at),
+            expires_at: time(doc.expires_at),
+        })
+    }
+}
+
+/// `consents`, keyed by `"<user id>/<client id>"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ConsentDoc {
+    #[serde(rename = "_id")]
+    pub key: String,
+    pub user_id: bson::Uuid,
+    pub client_id: String,
+    pub scope: String,
+    pub granted_at: bson::DateTime,
+}
+
+pub(crate) fn consent_key(user_id: Uuid, client_id: &str) -> String {
+    format!("{user_id}/{client_id}")
 }

@@ -13,11 +13,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use auth_core::store::{
-    Lifecycle, SessionStore, Store, StoreError, StoreSettings, ThrottleStore, ThrottleUpdate,
-    UserStore,
+    ClientStore, FlowStore, Lifecycle, SessionStore, Store, StoreError, StoreSettings,
+    ThrottleStore, ThrottleUpdate, UserStore,
 };
 use auth_core::{
-    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
+    AuthorizationCode, BrowserSession, Client as OAuthClient, CodeRedemption, Consumed,
+    PendingAuthorization, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
     User,
 };
 use chrono::{DateTime, Utc};
@@ -33,6 +34,10 @@ mod migrations;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
+use documents::{
+    consent_key, BrowserSessionDoc, ClientDoc, CodeDoc, ConsentDoc, RequestDoc,
+    AUTHORIZATION_CODES, AUTHORIZATION_REQUESTS, BROWSER_SESSIONS, CLIENTS, CONSENTS,
+};
 use documents::{
     binary, bson_time, bson_uuid, SessionDoc, ThrottleDoc, TokenDoc, UserDoc, LOGIN_THROTTLE,
     REFRESH_TOKENS, SESSIONS, USERS,
@@ -119,6 +124,22 @@ impl MongoStore {
 
     fn throttle(&self) -> Collection<ThrottleDoc> {
         self.db.collection(LOGIN_THROTTLE)
+    }
+
+    fn clients(&self) -> Collection<ClientDoc> {
+        self.db.collection(CLIENTS)
+    }
+
+    fn codes(&self) -> Collection<CodeDoc> {
+        self.db.collection(AUTHORIZATION_CODES)
+    }
+
+    fn browser_sessions(&self) -> Collection<BrowserSessionDoc> {
+        self.db.collection(BROWSER_SESSIONS)
+    }
+
+    fn consents(&self) -> Collection<ConsentDoc> {
+        self.db.collection(CONSENTS)
     }
 
     /// Runs one store call, bounded by the call timeout.
@@ -284,6 +305,13 @@ impl UserStore for MongoStore {
                 .map_err(map_error)?;
             self.delete_sessions(doc! { "user_id": bson_uuid(id) })
                 .await?;
+            for collection in [BROWSER_SESSIONS, CONSENTS] {
+                self.db
+                    .collection::<Document>(collection)
+                    .delete_many(doc! { "user_id": bson_uuid(id) })
+                    .await
+                    .map_err(map_error)?;
+            }
             Ok(done.deleted_count > 0)
         })
         .await
@@ -569,6 +597,317 @@ impl ThrottleStore for MongoStore {
                 .await
                 .map_err(map_error)?;
             Ok(done.deleted_count)
+        })
+        .await
+    }
+}
+
+impl ClientStore for MongoStore {
+    async fn insert_client(&self, client: &OAuthClient) -> Result<(), StoreError> {
+        self.bounded(async {
+            self.clients()
+                .insert_one(ClientDoc::from(client))
+                .await
+                .map_err(map_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_client(&self, id: &str) -> Result<Option<OAuthClient>, StoreError> {
+        self.bounded(async {
+            self.clients()
+                .find_one(doc! { "_id": id })
+                .await
+                .map_err(map_error)?
+                .map(TryInto::try_into)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_clients(&self) -> Result<Vec<OAuthClient>, StoreError> {
+        self.bounded(async {
+            let docs: Vec<ClientDoc> = self
+                .clients()
+                .find(doc! {})
+                .sort(doc! { "_id": 1 })
+                .await
+                .map_err(map_error)?
+                .try_collect()
+                .await
+                .map_err(map_error)?;
+            docs.into_iter().map(TryInto::try_into).collect()
+        })
+        .await
+    }
+
+    async fn update_client(&self, client: &OAuthClient) -> Result<(), StoreError> {
+        self.bounded(async {
+            let mut replacement = ClientDoc::from(client);
+            let Some(stored) = self
+                .clients()
+                .find_one(doc! { "_id": &client.id })
+                .await
+                .map_err(map_error)?
+            else {
+                return Err(StoreError::NotFound);
+            };
+            replacement.created_at = stored.created_at;
+            let done = self
+                .clients()
+                .replace_one(doc! { "_id": &client.id }, replacement)
+                .await
+                .map_err(map_error)?;
+            if done.matched_count == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        self.bounded(async {
+            let done = self
+                .clients()
+                .delete_one(doc! { "_id": id })
+                .await
+                .map_err(map_error)?;
+            Ok(done.deleted_count > 0)
+        })
+        .await
+    }
+}
+
+impl FlowStore for MongoStore {
+    async fn insert_authorization_request(
+        &self,
+        request: &PendingAuthorization,
+    ) -> Result<(), StoreError> {
+        let doc = RequestDoc::new(request)?;
+        self.bounded(async {
+            self.db
+                .collection::<RequestDoc>(AUTHORIZATION_REQUESTS)
+                .insert_one(doc)
+                .await
+                .map_err(map_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_authorization_request(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingAuthorization>, StoreError> {
+        self.bounded(async {
+            self.db
+                .collection::<RequestDoc>(AUTHORIZATION_REQUESTS)
+                .find_one(doc! { "_id": bson_uuid(id), "expires_at": { "$gt": bson_time(now) } })
+                .await
+                .map_err(map_error)?
+                .map(TryInto::try_into)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn delete_authorization_request(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.bounded(async {
+            let done = self
+                .db
+                .collection::<Document>(AUTHORIZATION_REQUESTS)
+                .delete_one(doc! { "_id": bson_uuid(id) })
+                .await
+                .map_err(map_error)?;
+            Ok(done.deleted_count > 0)
+        })
+        .await
+    }
+
+    async fn insert_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+        let doc = CodeDoc::new(code)?;
+        self.bounded(async {
+            self.codes().insert_one(doc).await.map_err(map_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// One conditional `findOneAndUpdate`: the server decides the winner.
+    async fn redeem_authorization_code(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<CodeRedemption, StoreError> {
+        self.bounded(async {
+            let won = self
+                .codes()
+                .find_one_and_update(
+                    doc! {
+                        "_id": binary(digest),
+                        "used_at": Bson::Null,
+                        "expires_at": { "$gt": bson_time(now) },
+                    },
+                    doc! { "$set": { "used_at": bson_time(now) } },
+                )
+                .await
+                .map_err(map_error)?;
+            if let Some(code) = won {
+                return Ok(CodeRedemption::Redeemed(code.try_into()?));
+            }
+            let used = self
+                .codes()
+                .find_one(doc! { "_id": binary(digest), "used_at": { "$ne": Bson::Null } })
+                .await
+                .map_err(map_error)?;
+            Ok(match used {
+                Some(code) => CodeRedemption::AlreadyUsed {
+                    session_id: documents::uuid(code.session_id),
+                },
+                None => CodeRedemption::Invalid,
+            })
+        })
+        .await
+    }
+
+    async fn create_browser_session(&self, session: &BrowserSession) -> Result<(), StoreError> {
+        self.bounded(async {
+            let user = self
+                .users()
+                .find_one(doc! { "_id": bson_uuid(session.user_id) })
+                .await
+                .map_err(map_error)?;
+            if user.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            self.browser_sessions()
+                .insert_one(BrowserSessionDoc::from(session))
+                .await
+                .map_err(map_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn touch_browser_session(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+        idle_until: DateTime<Utc>,
+    ) -> Result<Option<(BrowserSession, User)>, StoreError> {
+        self.bounded(async {
+            let touched = self
+                .browser_sessions()
+                .find_one_and_update(
+                    doc! {
+                        "_id": binary(digest),
+                        "idle_expires_at": { "$gt": bson_time(now) },
+                        "expires_at": { "$gt": bson_time(now) },
+                    },
+                    doc! { "$set": { "idle_expires_at": bson_time(idle_until) } },
+                )
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(map_error)?;
+            let Some(session) = touched else {
+                return Ok(None);
+            };
+            let session = BrowserSession::try_from(session)?;
+            let user = self
+                .users()
+                .find_one(doc! { "_id": bson_uuid(session.user_id) })
+                .await
+                .map_err(map_error)?;
+            Ok(user.map(|user| (session, User::from(user))))
+        })
+        .await
+    }
+
+    async fn end_browser_session(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
+        self.bounded(async {
+            let done = self
+                .browser_sessions()
+                .delete_one(doc! { "_id": binary(digest) })
+                .await
+                .map_err(map_error)?;
+            Ok(done.deleted_count > 0)
+        })
+        .await
+    }
+
+    async fn find_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.bounded(async {
+            Ok(self
+                .consents()
+                .find_one(doc! { "_id": consent_key(user_id, client_id) })
+                .await
+                .map_err(map_error)?
+                .map(|consent| consent.scope))
+        })
+        .await
+    }
+
+    async fn save_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        scope: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.bounded(async {
+            let user = self
+                .users()
+                .find_one(doc! { "_id": bson_uuid(user_id) })
+                .await
+                .map_err(map_error)?;
+            if user.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            let consent = ConsentDoc {
+                key: consent_key(user_id, client_id),
+                user_id: bson_uuid(user_id),
+                client_id: client_id.to_owned(),
+                scope: scope.to_owned(),
+                granted_at: bson_time(now),
+            };
+            self.consents()
+                .replace_one(doc! { "_id": &consent.key }, &consent)
+                .upsert(true)
+                .await
+                .map_err(map_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge_flows(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.bounded(async {
+            let past = doc! { "$lte": bson_time(now) };
+            let mut purged = 0;
+            for (collection, filter) in [
+                (AUTHORIZATION_REQUESTS, doc! { "expires_at": past.clone() }),
+                (AUTHORIZATION_CODES, doc! { "expires_at": past.clone() }),
+                (
+                    BROWSER_SESSIONS,
+                    doc! { "$or": [ { "expires_at": past.clone() }, { "idle_expires_at": past.clone() } ] },
+                ),
+            ] {
+                let done = self
+                    .db
+                    .collection::<Document>(collection)
+                    .delete_many(filter)
+                    .await
+                    .map_err(map_error)?;
+                purged += done.deleted_count;
+            }
+            Ok(purged)
         })
         .await
     }

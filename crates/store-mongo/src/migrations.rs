@@ -17,7 +17,8 @@ use mongodb::{Database, IndexModel};
 use uuid::Uuid;
 
 use crate::documents::{
-    bson_time, MigrationDoc, EMAIL_INDEX, LOGIN_THROTTLE, MIGRATIONS, REFRESH_TOKENS, SESSIONS,
+    bson_time, MigrationDoc, AUTHORIZATION_CODES, AUTHORIZATION_REQUESTS, BROWSER_SESSIONS,
+    CLIENTS, CONSENTS, EMAIL_INDEX, LOGIN_THROTTLE, MIGRATIONS, REFRESH_TOKENS, SESSIONS,
     USERNAME_INDEX, USERS,
 };
 use crate::errors::{is_duplicate_key, map_error};
@@ -117,6 +118,51 @@ pub(crate) const ALL: &[Migration] = &[
             name: LOGIN_THROTTLE,
             indexes: &[],
         }],
+    },
+    Migration {
+        version: 20261129000004,
+        description: "clients",
+        collections: &[Collection {
+            name: CLIENTS,
+            indexes: &[],
+        }],
+    },
+    Migration {
+        version: 20261129000005,
+        description: "browser flows",
+        collections: &[
+            Collection {
+                name: AUTHORIZATION_REQUESTS,
+                indexes: &[Index::Expiry {
+                    name: "authorization_requests_expire",
+                }],
+            },
+            Collection {
+                name: AUTHORIZATION_CODES,
+                indexes: &[Index::Expiry {
+                    name: "authorization_codes_expire",
+                }],
+            },
+            Collection {
+                name: BROWSER_SESSIONS,
+                indexes: &[
+                    Index::Plain {
+                        field: "user_id",
+                        name: "browser_sessions_user_id",
+                    },
+                    Index::Expiry {
+                        name: "browser_sessions_expire",
+                    },
+                ],
+            },
+            Collection {
+                name: CONSENTS,
+                indexes: &[Index::Plain {
+                    field: "user_id",
+                    name: "consents_user_id",
+                }],
+            },
+        ],
     },
 ];
 

@@ -163,6 +163,8 @@ fn unique_field(constraint: &str) -> Option<UniqueField> {
         Some(UniqueField::Username)
     } else if constraint.contains("email_key") {
         Some(UniqueField::Email)
+    } else if constraint.starts_with("clients") {
+        Some(UniqueField::ClientId)
     } else {
         None
     }
@@ -193,5 +195,7 @@ mod tests {
         );
         assert_eq!(unique_field("users.email_key"), Some(UniqueField::Email));
         assert_eq!(unique_field("refresh_tokens_pkey"), None);
+        assert_eq!(unique_field("clients_pkey"), Some(UniqueField::ClientId));
+        assert_eq!(unique_field("clients.id"), Some(UniqueField::ClientId));
     }
 }

@@ -5,16 +5,21 @@
 //! Whatever differs between the databases goes through [`Dialect`].
 
 use auth_core::store::{
-    Lifecycle, SessionStore, Store, StoreError, ThrottleStore, ThrottleUpdate, UserStore,
+    ClientStore, FlowStore, Lifecycle, SessionStore, Store, StoreError, ThrottleStore,
+    ThrottleUpdate, UserStore,
 };
 use auth_core::{
-    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
+    AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, PendingAuthorization, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
     User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Db;
+use crate::rows::{
+    to_json, BrowserSessionUserRow, ClientRow, CodeRow, RequestRow, BROWSER_SESSION_COLUMNS,
+    CLIENT_COLUMNS, CODE_COLUMNS,
+};
 use crate::rows::{
     already_used_or_invalid, as_sql_int, pending_migrations, require_found, SessionUserRow,
     ThrottleRow, TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSIONS_WITH_USERS,
@@ -176,8 +181,8 @@ impl SessionStore for SqlStore<Db> {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, expires_at, revoked_at, scope) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, revoked_at, scope, client_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(session.id)
         .bind(session.user_id)
@@ -185,6 +190,7 @@ impl SessionStore for SqlStore<Db> {
         .bind(Db::time(session.expires_at))
         .bind(session.revoked_at.map(Db::time))
         .bind(&session.scope)
+        .bind(&session.client_id)
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
@@ -316,6 +322,282 @@ impl SessionStore for SqlStore<Db> {
             .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
         Ok(sessions.rows_affected())
+    }
+}
+
+impl ClientStore for SqlStore<Db> {
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO clients (id, name, secret_digest, redirect_uris, post_logout_redirect_uris, \
+             grant_types, scopes, first_party, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&client.id)
+        .bind(&client.name)
+        .bind(client.secret_digest.as_ref().map(|d| d.as_slice()))
+        .bind(to_json(&client.redirect_uris)?)
+        .bind(to_json(&client.post_logout_redirect_uris)?)
+        .bind(to_json(&client.grant_types)?)
+        .bind(to_json(&client.scopes)?)
+        .bind(client.first_party)
+        .bind(Db::time(client.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
+        let row: Option<ClientRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY id");
+        let rows: Vec<ClientRow> = sqlx::query_as(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET name = $2, secret_digest = $3, redirect_uris = $4, \
+             post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, first_party = $8 \
+             WHERE id = $1",
+        )
+        .bind(&client.id)
+        .bind(&client.name)
+        .bind(client.secret_digest.as_ref().map(|d| d.as_slice()))
+        .bind(to_json(&client.redirect_uris)?)
+        .bind(to_json(&client.post_logout_redirect_uris)?)
+        .bind(to_json(&client.grant_types)?)
+        .bind(to_json(&client.scopes)?)
+        .bind(client.first_party)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        require_found(done.rows_affected())
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM clients WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+impl FlowStore for SqlStore<Db> {
+    async fn insert_authorization_request(
+        &self,
+        request: &PendingAuthorization,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO authorization_requests (id, params, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(request.id)
+        .bind(to_json(&request.params)?)
+        .bind(Db::time(request.created_at))
+        .bind(Db::time(request.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn find_authorization_request(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingAuthorization>, StoreError> {
+        let row: Option<RequestRow> = sqlx::query_as(
+            "SELECT id, params, created_at, expires_at FROM authorization_requests \
+             WHERE id = $1 AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(Db::time(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn delete_authorization_request(&self, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM authorization_requests WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (digest, client_id, session_id, grant_data, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(code.digest.as_slice())
+        .bind(&code.client_id)
+        .bind(code.session_id)
+        .bind(to_json(&code.grant)?)
+        .bind(Db::time(code.created_at))
+        .bind(Db::time(code.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    /// One conditional `UPDATE ... RETURNING`: the database decides the
+    /// winner of concurrent redemptions.
+    async fn redeem_authorization_code(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<CodeRedemption, StoreError> {
+        let sql = format!(
+            "UPDATE authorization_codes SET used_at = $1 \
+             WHERE digest = $2 AND used_at IS NULL AND expires_at > $1 RETURNING {CODE_COLUMNS}"
+        );
+        let won: Option<CodeRow> = sqlx::query_as(&sql)
+            .bind(Db::time(now))
+            .bind(digest.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        if let Some(row) = won {
+            return Ok(CodeRedemption::Redeemed(row.try_into()?));
+        }
+        let used: Option<Uuid> = sqlx::query_scalar(
+            "SELECT session_id FROM authorization_codes WHERE digest = $1 AND used_at IS NOT NULL",
+        )
+        .bind(digest.as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(match used {
+            Some(session_id) => CodeRedemption::AlreadyUsed { session_id },
+            None => CodeRedemption::Invalid,
+        })
+    }
+
+    async fn create_browser_session(&self, session: &BrowserSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO browser_sessions (digest, id, user_id, auth_time, created_at, \
+             idle_expires_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(session.digest.as_slice())
+        .bind(session.id)
+        .bind(session.user_id)
+        .bind(Db::time(session.auth_time))
+        .bind(Db::time(session.created_at))
+        .bind(Db::time(session.idle_expires_at))
+        .bind(Db::time(session.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn touch_browser_session(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+        idle_until: DateTime<Utc>,
+    ) -> Result<Option<(BrowserSession, User)>, StoreError> {
+        let touched = sqlx::query(
+            "UPDATE browser_sessions SET idle_expires_at = $1 \
+             WHERE digest = $2 AND idle_expires_at > $3 AND expires_at > $3",
+        )
+        .bind(Db::time(idle_until))
+        .bind(digest.as_slice())
+        .bind(Db::time(now))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        if touched.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT {BROWSER_SESSION_COLUMNS}, {JOINED_USER_COLUMNS} \
+             FROM browser_sessions b JOIN users u ON u.id = b.user_id WHERE b.digest = $1"
+        );
+        let row: Option<BrowserSessionUserRow> = sqlx::query_as(&sql)
+            .bind(digest.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn end_browser_session(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM browser_sessions WHERE digest = $1")
+            .bind(digest.as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn find_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn save_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        scope: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, \
+             granted_at = excluded.granted_at",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(scope)
+        .bind(Db::time(now))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn purge_flows(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        for sql in [
+            "DELETE FROM authorization_requests WHERE expires_at <= $1",
+            "DELETE FROM authorization_codes WHERE expires_at <= $1",
+            "DELETE FROM browser_sessions WHERE expires_at <= $1 OR idle_expires_at <= $1",
+        ] {
+            let done = sqlx::query(sql)
+                .bind(Db::time(now))
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)?;
+            purged += done.rows_affected();
+        }
+        Ok(purged)
     }
 }
 

@@ -1,7 +1,10 @@
 //! Rows as both dialects return them, and the column lists that select them.
 
 use auth_core::store::StoreError;
-use auth_core::{Consumed, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User};
+use auth_core::{
+    AuthorizationCode, BrowserSession, Client, Consumed, PendingAuthorization, RefreshTokenRecord,
+    Session, ThrottleState, TokenDigest, User,
+};
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
@@ -55,7 +58,8 @@ pub fn pending_migrations(migrator: &Migrator, applied: &[i64]) -> Vec<String> {
 /// row (`s` = sessions).
 pub const SESSION_COLUMNS: &str = "s.id AS session_id, s.user_id AS session_user_id, \
     s.created_at AS session_created_at, s.expires_at AS session_expires_at, \
-    s.revoked_at AS session_revoked_at, s.scope AS session_scope";
+    s.revoked_at AS session_revoked_at, s.scope AS session_scope, \
+    s.client_id AS session_client_id";
 
 /// A session joined with its user, for `SELECT {SESSION_COLUMNS}, {JOINED_USER_COLUMNS}`.
 pub const SESSIONS_WITH_USERS: &str = "sessions s JOIN users u ON u.id = s.user_id";
@@ -78,6 +82,7 @@ pub struct SessionRow {
     pub session_expires_at: DateTime<Utc>,
     pub session_revoked_at: Option<DateTime<Utc>>,
     pub session_scope: Option<String>,
+    pub session_client_id: String,
 }
 
 impl From<SessionRow> for Session {
@@ -89,6 +94,7 @@ impl From<SessionRow> for Session {
             expires_at: row.session_expires_at,
             revoked_at: row.session_revoked_at,
             scope: row.session_scope,
+            client_id: row.session_client_id,
         }
     }
 }
@@ -119,7 +125,7 @@ pub struct TokenRow {
     pub token_successor_sealed: Option<Vec<u8>>,
 }
 
-fn to_digest(bytes: Vec<u8>) -> Result<TokenDigest, StoreError> {
+pub fn to_digest(bytes: Vec<u8>) -> Result<TokenDigest, StoreError> {
     bytes
         .try_into()
         .map_err(|_| StoreError::Other("stored token digest is not 32 bytes".into()))
@@ -197,4 +203,137 @@ impl From<ThrottleRow> for ThrottleState {
 /// Counters as the databases store them (SQL `integer`).
 pub fn as_sql_int(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A value kept as JSON text (lists, the checked request a code is bound to).
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Other(format!("encoding JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Other(format!("stored JSON: {e}")))
+}
+
+/// `clients` columns, in [`ClientRow`] order.
+pub const CLIENT_COLUMNS: &str = "id, name, secret_digest, redirect_uris, \
+    post_logout_redirect_uris, grant_types, scopes, first_party, created_at";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub secret_digest: Option<Vec<u8>>,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub grant_types: String,
+    pub scopes: String,
+    pub first_party: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+
+    fn try_from(row: ClientRow) -> Result<Self, StoreError> {
+        Ok(Client {
+            id: row.id,
+            name: row.name,
+            secret_digest: row.secret_digest.map(to_digest).transpose()?,
+            redirect_uris: from_json(&row.redirect_uris)?,
+            post_logout_redirect_uris: from_json(&row.post_logout_redirect_uris)?,
+            grant_types: from_json(&row.grant_types)?,
+            scopes: from_json(&row.scopes)?,
+            first_party: row.first_party,
+            created_at: row.created_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct RequestRow {
+    pub id: Uuid,
+    pub params: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl TryFrom<RequestRow> for PendingAuthorization {
+    type Error = StoreError;
+
+    fn try_from(row: RequestRow) -> Result<Self, StoreError> {
+        Ok(PendingAuthorization {
+            id: row.id,
+            params: from_json(&row.params)?,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+/// `authorization_codes` columns, in [`CodeRow`] order.
+pub const CODE_COLUMNS: &str =
+    "digest, client_id, session_id, grant_data, created_at, expires_at, used_at";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct CodeRow {
+    pub digest: Vec<u8>,
+    pub client_id: String,
+    pub session_id: Uuid,
+    pub grant_data: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<CodeRow> for AuthorizationCode {
+    type Error = StoreError;
+
+    fn try_from(row: CodeRow) -> Result<Self, StoreError> {
+        Ok(AuthorizationCode {
+            digest: to_digest(row.digest)?,
+            client_id: row.client_id,
+            session_id: row.session_id,
+            grant: from_json(&row.grant_data)?,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+/// Browser-session columns, aliased beside [`JOINED_USER_COLUMNS`] (`b`).
+pub const BROWSER_SESSION_COLUMNS: &str = "b.digest AS browser_digest, b.id AS browser_id, \
+    b.user_id AS browser_user_id, b.auth_time AS browser_auth_time, \
+    b.created_at AS browser_created_at, b.idle_expires_at AS browser_idle_expires_at, \
+    b.expires_at AS browser_expires_at";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct BrowserSessionUserRow {
+    pub browser_digest: Vec<u8>,
+    pub browser_id: Uuid,
+    pub browser_user_id: Uuid,
+    pub browser_auth_time: DateTime<Utc>,
+    pub browser_created_at: DateTime<Utc>,
+    pub browser_idle_expires_at: DateTime<Utc>,
+    pub browser_expires_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub user: UserRow,
+}
+
+impl TryFrom<BrowserSessionUserRow> for (BrowserSession, User) {
+    type Error = StoreError;
+
+    fn try_from(row: BrowserSessionUserRow) -> Result<Self, StoreError> {
+        Ok((
+            BrowserSession {
+                id: row.browser_id,
+                digest: to_digest(row.browser_digest)?,
+                user_id: row.browser_user_id,
+                auth_time: row.browser_auth_time,
+                created_at: row.browser_created_at,
+                idle_expires_at: row.browser_idle_expires_at,
+                expires_at: row.browser_expires_at,
+            },
+            row.user.into(),
+        ))
+    }
 }

@@ -1,0 +1,277 @@
+//! The OAuth side of the service: which clients exist, how they prove who
+//! they are at the token endpoint, and the authorization-code grant.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::authorize::{pkce_matches, CodeRedemption};
+use crate::client::{Client, ClientSource, GrantType, LEGACY_CLIENT_ID};
+use crate::error::AuthError;
+use crate::model::Session;
+use crate::refresh::OpaqueToken;
+use crate::service::{chrono_duration, AuthService, LoginGrant};
+use crate::store::Store;
+
+/// Clients and grants, from configuration.
+#[derive(Debug, Clone)]
+pub struct OAuthPolicy {
+    /// `[[clients]]`, already validated.
+    pub clients: Vec<Client>,
+    /// v1 behaviour: password and refresh grants from no client, or from one
+    /// that is not registered, act as the implicit public client `tessera`.
+    pub legacy_public_client: bool,
+    /// `false` turns the password grant off for everyone.
+    pub password_grant: bool,
+    /// How long an authorization code may be redeemed.
+    pub code_ttl: Duration,
+    /// How long a pending authorization request waits for the person.
+    pub request_ttl: Duration,
+    /// A browser sign-in session ends after this long unused...
+    pub browser_idle_ttl: Duration,
+    /// ...and after this long in any case.
+    pub browser_absolute_ttl: Duration,
+}
+
+impl Default for OAuthPolicy {
+    fn default() -> Self {
+        Self {
+            clients: Vec::new(),
+            legacy_public_client: true,
+            password_grant: true,
+            code_ttl: Duration::from_secs(60),
+            request_ttl: Duration::from_secs(10 * 60),
+            browser_idle_ttl: Duration::from_secs(24 * 3600),
+            browser_absolute_ttl: Duration::from_secs(14 * 24 * 3600),
+        }
+    }
+}
+
+/// How a client presented its credentials at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// `Authorization: Basic` (`client_secret_basic`).
+    Basic,
+    /// `client_id` + `client_secret` in the form (`client_secret_post`).
+    Post,
+    /// `client_id` alone (`none`: public clients).
+    None,
+}
+
+/// The client credentials of one token-endpoint request. `Debug` hides the secret.
+#[derive(Clone, Default)]
+pub struct ClientCredentials {
+    pub id: Option<String>,
+    pub secret: Option<String>,
+    /// Whether the credentials came in an `Authorization: Basic` header.
+    pub basic: bool,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("id", &self.id)
+            .field("basic", &self.basic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCredentials {
+    pub fn method(&self) -> ClientAuthMethod {
+        match (self.basic, self.secret.is_some()) {
+            (true, _) => ClientAuthMethod::Basic,
+            (false, true) => ClientAuthMethod::Post,
+            (false, false) => ClientAuthMethod::None,
+        }
+    }
+}
+
+/// Who is asking at the token endpoint, once authenticated.
+#[derive(Debug, Clone)]
+pub enum TokenClient {
+    /// A registered client that proved itself (or a public one that named itself).
+    Registered(Client),
+    /// v1's implicit public client (`oauth.legacy_public_client`).
+    Legacy,
+}
+
+impl TokenClient {
+    pub fn id(&self) -> &str {
+        match self {
+            TokenClient::Registered(client) => &client.id,
+            TokenClient::Legacy => LEGACY_CLIENT_ID,
+        }
+    }
+}
+
+impl<S: Store> AuthService<S> {
+    /// A client by id: configuration first, then the store.
+    pub async fn find_client(&self, id: &str) -> Result<Option<(Client, ClientSource)>, AuthError> {
+        if let Some(client) = self.policy().oauth.clients.iter().find(|c| c.id == id) {
+            return Ok(Some((client.clone(), ClientSource::Config)));
+        }
+        Ok(self
+            .store()
+            .find_client(id)
+            .await?
+            .map(|client| (client, ClientSource::Store)))
+    }
+
+    /// Client authentication (RFC 6749 §2.3): a confidential client must
+    /// present its secret, a public one must not. A registered client that
+    /// fails is [`AuthError::InvalidClient`]; no client, or an unregistered
+    /// one, is the legacy public client when that is on.
+    pub async fn authenticate_client(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<TokenClient, AuthError> {
+        let invalid = AuthError::InvalidClient {
+            basic: credentials.basic,
+        };
+        let legacy = self.policy().oauth.legacy_public_client;
+        let Some(id) = credentials.id.as_deref() else {
+            return if legacy && credentials.secret.is_none() {
+                Ok(TokenClient::Legacy)
+            } else {
+                Err(invalid)
+            };
+        };
+        let Some((client, _)) = self.find_client(id).await? else {
+            return if legacy && credentials.secret.is_none() && !credentials.basic {
+                Ok(TokenClient::Legacy)
+            } else {
+                Err(invalid)
+            };
+        };
+        let proven = match (&credentials.secret, client.is_public()) {
+            (Some(secret), false) => client.secret_matches(secret),
+            (None, true) => true,
+            _ => false,
+        };
+        if proven {
+            Ok(TokenClient::Registered(client))
+        } else {
+            Err(invalid)
+        }
+    }
+
+    /// Whether `client` may use `grant` (password and refresh also depend on
+    /// the legacy and password-grant switches).
+    pub fn check_grant(&self, client: &TokenClient, grant: GrantType) -> Result<(), AuthError> {
+        let oauth = &self.policy().oauth;
+        if grant == GrantType::Password && !oauth.password_grant {
+            return Err(AuthError::UnsupportedGrantType);
+        }
+        let allowed = match client {
+            TokenClient::Registered(client) => client.allows(grant),
+            TokenClient::Legacy => {
+                matches!(grant, GrantType::Password | GrantType::RefreshToken)
+                    && oauth.legacy_public_client
+            }
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(AuthError::UnauthorizedClient)
+        }
+    }
+
+    /// The authorization-code grant (RFC 6749 §4.1.3, RFC 7636 §4.6): the
+    /// code is spent first, atomically, then checked; a code presented a
+    /// second time revokes the session its first use created.
+    pub async fn redeem_code(
+        &self,
+        client: &TokenClient,
+        code: &str,
+        redirect_uri: Option<&str>,
+        code_verifier: Option<&str>,
+    ) -> Result<LoginGrant, AuthError> {
+        let TokenClient::Registered(client) = client else {
+            return Err(AuthError::UnauthorizedClient);
+        };
+        let now = Utc::now();
+        let digest = OpaqueToken::from_presented(code).digest();
+        let code = match self.store().redeem_authorization_code(&digest, now).await? {
+            CodeRedemption::Redeemed(code) => code,
+            CodeRedemption::AlreadyUsed { session_id } => {
+                if self.store().revoke_session(session_id, now).await? {
+                    tracing::warn!(%session_id, "authorization code reused; its session revoked");
+                }
+                return Err(AuthError::InvalidGrant("the code was already used"));
+            }
+            CodeRedemption::Invalid => {
+                return Err(AuthError::InvalidGrant("the code is invalid or expired"))
+            }
+        };
+        if code.client_id != client.id {
+            return Err(AuthError::InvalidGrant("the code was issued to another client"));
+        }
+        if redirect_uri.is_some_and(|uri| uri != code.grant.redirect_uri) {
+            return Err(AuthError::InvalidGrant(
+                "redirect_uri differs from the authorization request's",
+            ));
+        }
+        let Some(verifier) = code_verifier else {
+            return Err(AuthError::InvalidGrant("code_verifier is required (PKCE)"));
+        };
+        if !pkce_matches(&code.grant.code_challenge, verifier) {
+            return Err(AuthError::InvalidGrant("code_verifier does not match the challenge"));
+        }
+        let user = match self.store().find_user_by_id(code.grant.user_id).await? {
+            Some(user) if !user.disabled => user,
+            Some(_) => return Err(AuthError::AccountDisabled),
+            None => return Err(AuthError::InvalidGrant("the account no longer exists")),
+        };
+        let refresh = OpaqueToken::generate();
+        let first = self.refresh_record(&refresh, None, now);
+        let session = Session {
+            id: code.session_id,
+            user_id: user.id,
+            created_at: now,
+            expires_at: first.expires_at,
+            revoked_at: None,
+            scope: code.grant.scope.clone(),
+            client_id: client.id.clone(),
+        };
+        self.store().create_session(&session, &first).await?;
+        let offline = code
+            .grant
+            .scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|s| s == "offline_access"));
+        let mut grant = self.grant(user, &session, refresh)?;
+        grant.refresh_issued = offline && client.allows(GrantType::RefreshToken);
+        Ok(grant)
+    }
+
+    /// Stored clients and configured ones, by id (configured first on a tie).
+    pub async fn all_clients(&self) -> Result<Vec<(Client, ClientSource)>, AuthError> {
+        let mut all: Vec<(Client, ClientSource)> = self
+            .policy()
+            .oauth
+            .clients
+            .iter()
+            .map(|c| (c.clone(), ClientSource::Config))
+            .collect();
+        all.extend(
+            self.store()
+                .list_clients()
+                .await?
+                .into_iter()
+                .filter(|c| !self.policy().oauth.clients.iter().any(|k| k.id == c.id))
+                .map(|c| (c, ClientSource::Store)),
+        );
+        all.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        Ok(all)
+    }
+
+    /// A new session id for a code, chosen when the code is issued.
+    pub(crate) fn new_session_id() -> Uuid {
+        Uuid::now_v7()
+    }
+
+    pub(crate) fn code_ttl(&self) -> chrono::Duration {
+        chrono_duration(self.policy().oauth.code_ttl)
+    }
+}
