@@ -207,7 +207,10 @@ mod tests {
         assert!(is_s256_challenge(challenge));
         assert!(pkce_matches(challenge, verifier));
         assert!(!pkce_matches(challenge, &verifier.replace('d', "e")));
-        assert!(!pkce_matches(challenge, challenge), "the challenge is not its own verifier");
+        assert!(
+            !pkce_matches(challenge, challenge),
+            "the challenge is not its own verifier"
+        );
         assert!(!pkce_matches(challenge, "short"));
         assert!(!is_s256_challenge("plain-is-not-a-challenge"));
     }

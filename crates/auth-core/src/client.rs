@@ -134,9 +134,10 @@ impl Client {
                 _ => None,
             },
             Some(uri) => {
-                let registered = self.redirect_uris.iter().any(|r| {
-                    r == uri || (self.is_public() && same_loopback_uri_any_port(r, uri))
-                });
+                let registered = self
+                    .redirect_uris
+                    .iter()
+                    .any(|r| r == uri || (self.is_public() && same_loopback_uri_any_port(r, uri)));
                 registered.then(|| uri.to_owned())
             }
         }
@@ -175,10 +176,7 @@ fn loopback_parts(uri: &str) -> Option<(&str, &str)> {
     let rest = &after_scheme[host.len()..];
     let rest = match rest.strip_prefix(':') {
         Some(port_and_rest) => {
-            let digits = port_and_rest
-                .bytes()
-                .take_while(u8::is_ascii_digit)
-                .count();
+            let digits = port_and_rest.bytes().take_while(u8::is_ascii_digit).count();
             if digits == 0 || digits > 5 {
                 return None;
             }
@@ -277,7 +275,10 @@ impl ClientRegistration {
         }
         let name = self.name.clone().unwrap_or_else(|| self.id.clone());
         if name.trim().is_empty() || name.chars().count() > 100 {
-            errors.push("name", "a name of 1 to 100 characters is shown on the consent page");
+            errors.push(
+                "name",
+                "a name of 1 to 100 characters is shown on the consent page",
+            );
         }
         if let Some(secret) = &self.secret {
             if secret.expose().chars().count() < MIN_SECRET_CHARS {
@@ -364,10 +365,7 @@ fn check_redirect_uri(field: &'static str, uri: &str) -> Result<(), FieldError> 
             format!("`{uri}` has a fragment, which redirect URIs may not"),
         ));
     }
-    let local = matches!(
-        parsed.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]")
-    );
+    let local = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     if parsed.scheme() == "http" && !local {
         return Err(FieldError::new(
             field,
@@ -394,9 +392,13 @@ mod tests {
 
     #[test]
     fn redirect_uris_match_exactly() {
-        let c = client(false, &["https://app.example/cb", "https://app.example/other"]);
+        let c = client(
+            false,
+            &["https://app.example/cb", "https://app.example/other"],
+        );
         assert_eq!(
-            c.redirect_uri_for(Some("https://app.example/cb")).as_deref(),
+            c.redirect_uri_for(Some("https://app.example/cb"))
+                .as_deref(),
             Some("https://app.example/cb")
         );
         for variant in [
@@ -409,7 +411,11 @@ mod tests {
         ] {
             assert_eq!(c.redirect_uri_for(Some(variant)), None, "{variant}");
         }
-        assert_eq!(c.redirect_uri_for(None), None, "two registered: must say which");
+        assert_eq!(
+            c.redirect_uri_for(None),
+            None,
+            "two registered: must say which"
+        );
         let single = client(false, &["https://app.example/cb"]);
         assert_eq!(
             single.redirect_uri_for(None).as_deref(),
@@ -467,7 +473,13 @@ mod tests {
         .map(|e| e.0.iter().map(|f| f.field).collect::<Vec<_>>());
         assert_eq!(
             errors,
-            Some(vec!["id", "secret", "redirect_uris", "redirect_uris", "scopes"])
+            Some(vec![
+                "id",
+                "secret",
+                "redirect_uris",
+                "redirect_uris",
+                "scopes"
+            ])
         );
     }
 

@@ -190,7 +190,12 @@ impl<S: Store> AuthService<S> {
         match query.response_type.as_deref() {
             None => return fail(E::InvalidRequest, "response_type is required"),
             Some("code") => {}
-            Some(_) => return fail(E::UnsupportedResponseType, "only response_type=code is supported"),
+            Some(_) => {
+                return fail(
+                    E::UnsupportedResponseType,
+                    "only response_type=code is supported",
+                )
+            }
         }
         if !client.allows(GrantType::AuthorizationCode) {
             return fail(
@@ -217,12 +222,20 @@ impl<S: Store> AuthService<S> {
             }
         };
         let Some(prompt) = parse_prompt(query.prompt.as_deref()) else {
-            return fail(E::InvalidRequest, "prompt has an unknown value, or none with others");
+            return fail(
+                E::InvalidRequest,
+                "prompt has an unknown value, or none with others",
+            );
         };
         let max_age = match query.max_age.as_deref().map(str::parse::<u64>) {
             None => None,
             Some(Ok(seconds)) => Some(seconds),
-            Some(Err(_)) => return fail(E::InvalidRequest, "max_age must be a whole number of seconds"),
+            Some(Err(_)) => {
+                return fail(
+                    E::InvalidRequest,
+                    "max_age must be a whole number of seconds",
+                )
+            }
         };
         let params = AuthorizationParams {
             client_id: client.id.clone(),

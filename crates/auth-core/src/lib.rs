@@ -22,24 +22,24 @@ pub mod throttle;
 pub mod token;
 pub mod validation;
 
-pub use error::AuthError;
-pub use keys::{KeyError, PublicJwk, SigningAlgorithm};
-pub use flows::{
-    AuthorizationQuery, AuthorizeError, AuthorizeErrorCode, BrowserSignIn, ClientRedirect, Progress,
-    Step,
-};
-pub use oauth::{ClientCredentials, OAuthPolicy, TokenClient};
-pub use model::{
-    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
-};
-pub use password::{HashingConfig, PasswordHasher};
-pub use secret::{DatabaseUrl, Secret};
-pub use service::{AuthService, Introspection, LoginGrant, Registration, SessionPolicy, TokenKind};
 pub use authorize::{
     AuthorizationCode, AuthorizationParams, BrowserSession, CodeGrant, CodeRedemption,
     PendingAuthorization, Prompt,
 };
 pub use client::{Client, ClientRegistration, GrantType};
+pub use error::AuthError;
+pub use flows::{
+    AuthorizationQuery, AuthorizeError, AuthorizeErrorCode, BrowserSignIn, ClientRedirect,
+    Progress, Step,
+};
+pub use keys::{KeyError, PublicJwk, SigningAlgorithm};
+pub use model::{
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+};
+pub use oauth::{ClientCredentials, OAuthPolicy, TokenClient};
+pub use password::{HashingConfig, PasswordHasher};
+pub use secret::{DatabaseUrl, Secret};
+pub use service::{AuthService, Introspection, LoginGrant, Registration, SessionPolicy, TokenKind};
 pub use store::{
     ClientStore, FlowStore, Lifecycle, Observed, SessionStore, Store, StoreError, StoreObserver,
     StoreSettings, ThrottleStore, ThrottleUpdate, UniqueField, UserStore,

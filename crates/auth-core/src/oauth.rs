@@ -121,7 +121,8 @@ impl<S: Store> AuthService<S> {
     /// Client authentication (RFC 6749 §2.3): a confidential client must
     /// present its secret, a public one must not. A registered client that
     /// fails is [`AuthError::InvalidClient`]; no client, or an unregistered
-    /// one, is the legacy public client when that is on.
+    /// one, is the legacy public client, which may use the password and
+    /// refresh grants only while `oauth.legacy_public_client` is on.
     pub async fn authenticate_client(
         &self,
         credentials: &ClientCredentials,
@@ -129,20 +130,14 @@ impl<S: Store> AuthService<S> {
         let invalid = AuthError::InvalidClient {
             basic: credentials.basic,
         };
-        let legacy = self.policy().oauth.legacy_public_client;
+        // v1 accepted and ignored whatever client it was sent: an
+        // unregistered client (or none) is the implicit one, secret or not;
+        // [`check_grant`](Self::check_grant) decides what it may do.
         let Some(id) = credentials.id.as_deref() else {
-            return if legacy && credentials.secret.is_none() {
-                Ok(TokenClient::Legacy)
-            } else {
-                Err(invalid)
-            };
+            return Ok(TokenClient::Legacy);
         };
         let Some((client, _)) = self.find_client(id).await? else {
-            return if legacy && credentials.secret.is_none() && !credentials.basic {
-                Ok(TokenClient::Legacy)
-            } else {
-                Err(invalid)
-            };
+            return Ok(TokenClient::Legacy);
         };
         let proven = match (&credentials.secret, client.is_public()) {
             (Some(secret), false) => client.secret_matches(secret),
@@ -205,7 +200,9 @@ impl<S: Store> AuthService<S> {
             }
         };
         if code.client_id != client.id {
-            return Err(AuthError::InvalidGrant("the code was issued to another client"));
+            return Err(AuthError::InvalidGrant(
+                "the code was issued to another client",
+            ));
         }
         if redirect_uri.is_some_and(|uri| uri != code.grant.redirect_uri) {
             return Err(AuthError::InvalidGrant(
@@ -216,7 +213,9 @@ impl<S: Store> AuthService<S> {
             return Err(AuthError::InvalidGrant("code_verifier is required (PKCE)"));
         };
         if !pkce_matches(&code.grant.code_challenge, verifier) {
-            return Err(AuthError::InvalidGrant("code_verifier does not match the challenge"));
+            return Err(AuthError::InvalidGrant(
+                "code_verifier does not match the challenge",
+            ));
         }
         let user = match self.store().find_user_by_id(code.grant.user_id).await? {
             Some(user) if !user.disabled => user,

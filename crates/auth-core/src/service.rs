@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use crate::error::AuthError;
 use crate::model::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, User};
+use crate::oauth::{OAuthPolicy, TokenClient};
 use crate::password::PasswordHasher;
 use crate::refresh::RefreshToken;
 use crate::store::Store;
 use crate::throttle::ThrottlePolicy;
-use crate::oauth::{OAuthPolicy, TokenClient};
 use crate::token::{AccessClaims, IssuedToken, TokenError, TokenIssuer};
 use crate::validation::{Email, LoginKey, Password, Username, ValidationErrors};
 
@@ -530,7 +530,10 @@ impl<S: Store> AuthService<S> {
         let sessions = self.store.purge_expired(now).await?;
         let flows = self.store.purge_flows(now).await?;
         if flows > 0 {
-            tracing::debug!(flows, "purged expired authorization requests, codes and browser sessions");
+            tracing::debug!(
+                flows,
+                "purged expired authorization requests, codes and browser sessions"
+            );
         }
         let forgotten = self
             .store
@@ -586,5 +589,4 @@ impl<S: Store> AuthService<S> {
             .collect();
         (!granted.is_empty()).then(|| granted.into_iter().collect::<Vec<_>>().join(" "))
     }
-
 }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use auth_core::{
-    DatabaseUrl, HashingConfig, Secret, SigningAlgorithm, StoreSettings, ThrottlePolicy,
+    ClientRegistration, DatabaseUrl, HashingConfig, Secret, SigningAlgorithm, StoreSettings,
+    ThrottlePolicy,
 };
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -89,6 +90,73 @@ pub struct Config {
     pub throttle: ThrottlePolicy,
     pub rate_limit: RateLimitConfig,
     pub log: LogConfig,
+    pub oauth: OAuthConfig,
+    pub ui: UiConfig,
+    /// `[[clients]]`: OAuth clients defined by the operator (the CLI adds
+    /// more to the store).
+    pub clients: Vec<ClientRegistration>,
+}
+
+/// `[oauth]`: grants and the authorization-code flow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// v1 behaviour: the password and refresh grants from no `client_id`, or
+    /// an unregistered one, act as the implicit public client `tessera`.
+    pub legacy_public_client: bool,
+    /// `false` turns the password grant off for every client.
+    pub password_grant: bool,
+    /// How long an authorization code may be redeemed.
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    /// How long a sign-in or consent page may wait for the person.
+    #[serde(with = "humantime_serde")]
+    pub request_ttl: Duration,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            legacy_public_client: true,
+            password_grant: true,
+            code_ttl: Duration::from_secs(60),
+            request_ttl: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// `[ui]`: the hosted pages and the browser's sign-in session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    /// Shown in page titles and headings.
+    pub product_name: String,
+    /// An image shown above every form (an absolute https URL, or a path on
+    /// this server).
+    pub logo_url: Option<String>,
+    /// CSS appended to the built-in stylesheet (colours, fonts).
+    pub custom_css: Option<String>,
+    /// A folder whose `<name>.html` files replace the built-in templates.
+    pub templates_dir: Option<PathBuf>,
+    /// A browser stays signed in this long without being used...
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    /// ...and no longer than this in any case.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            product_name: "Tessera".into(),
+            logo_url: None,
+            custom_css: None,
+            templates_dir: None,
+            session_idle_timeout: Duration::from_secs(24 * 3600),
+            session_lifetime: Duration::from_secs(14 * 24 * 3600),
+        }
+    }
 }
 
 /// Per-client-address limits on `POST /token` and `POST /users`, per
@@ -249,6 +317,9 @@ impl Default for Config {
             throttle: ThrottlePolicy::default(),
             rate_limit: RateLimitConfig::default(),
             log: LogConfig::default(),
+            oauth: OAuthConfig::default(),
+            ui: UiConfig::default(),
+            clients: Vec::new(),
         }
     }
 }
@@ -396,6 +467,7 @@ impl Config {
                     .into(),
             );
         }
+        problems.extend(self.oauth_problems());
         if self.profile == Profile::Production {
             problems.extend(self.production_problems());
         }
@@ -404,6 +476,63 @@ impl Config {
         } else {
             Err(ConfigError::Invalid(problems))
         }
+    }
+
+    /// Clients, the code flow and the pages.
+    fn oauth_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (i, client) in self.clients.iter().enumerate() {
+            if let Err(errors) = client.validate() {
+                problems.extend(
+                    errors.0.iter().map(|e| {
+                        format!("clients[{i}] ({}): {}: {}", client.id, e.field, e.message)
+                    }),
+                );
+            }
+            if self.clients[..i].iter().any(|c| c.id == client.id) {
+                problems.push(format!(
+                    "clients[{i}]: the id `{}` is used twice",
+                    client.id
+                ));
+            }
+        }
+        if self.oauth.code_ttl.is_zero() || self.oauth.code_ttl > Duration::from_secs(600) {
+            problems.push(
+                "oauth.code_ttl must be between 1s and 10m (RFC 6749 §4.1.2: short-lived)".into(),
+            );
+        }
+        if self.oauth.request_ttl < Duration::from_secs(60)
+            || self.oauth.request_ttl > Duration::from_secs(3600)
+        {
+            problems.push("oauth.request_ttl must be between 1m and 1h".into());
+        }
+        if self.ui.session_idle_timeout.is_zero()
+            || self.ui.session_idle_timeout > self.ui.session_lifetime
+        {
+            problems.push(
+                "ui.session_idle_timeout must be longer than 0s and at most ui.session_lifetime"
+                    .into(),
+            );
+        }
+        if self.ui.product_name.trim().is_empty() || self.ui.product_name.chars().count() > 60 {
+            problems.push("ui.product_name must be 1 to 60 characters".into());
+        }
+        if let Some(logo) = &self.ui.logo_url {
+            let fits = logo.starts_with("https://") || logo.starts_with('/');
+            if !fits || logo.contains(['"', '\'', ' ', ';']) {
+                problems
+                    .push("ui.logo_url must be an https:// URL or a path on this server".into());
+            }
+        }
+        if let Some(dir) = &self.ui.templates_dir {
+            if !dir.is_dir() {
+                problems.push(format!(
+                    "ui.templates_dir = {} is not a folder",
+                    dir.display()
+                ));
+            }
+        }
+        problems
     }
 
     /// What `production` refuses that `dev` tolerates.

@@ -8,6 +8,7 @@ pub mod connections;
 pub mod instrumented;
 pub mod keys;
 pub mod metrics;
+pub mod pages;
 pub mod probe;
 pub mod state;
 pub mod telemetry;

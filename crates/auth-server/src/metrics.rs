@@ -42,6 +42,20 @@ pub fn record_refresh(outcome: &'static str) {
     metrics::counter!("tessera_refreshes_total", "outcome" => outcome).increment(1);
 }
 
+pub fn record_code_redemption(outcome: &'static str) {
+    metrics::counter!("tessera_code_redemptions_total", "outcome" => outcome).increment(1);
+}
+
+/// What happened at `/authorize` and the pages: `code`, `sign_in`,
+/// `consent`, `error`, `unredirectable`.
+pub fn record_authorization(outcome: &'static str) {
+    metrics::counter!("tessera_authorizations_total", "outcome" => outcome).increment(1);
+}
+
+pub fn record_registration(outcome: &'static str) {
+    metrics::counter!("tessera_registrations_total", "outcome" => outcome).increment(1);
+}
+
 pub fn record_revocation() {
     metrics::counter!("tessera_revocations_total").increment(1);
 }
@@ -60,6 +74,8 @@ pub fn outcome_of(err: &auth_core::AuthError) -> &'static str {
     use auth_core::AuthError;
     match err {
         AuthError::InvalidCredentials | AuthError::InvalidRefreshToken => "invalid_credentials",
+        AuthError::InvalidGrant(_) => "invalid_grant",
+        AuthError::InvalidClient { .. } => "invalid_client",
         AuthError::AccountDisabled => "disabled",
         AuthError::Throttled { .. } => "throttled",
         AuthError::Overloaded => "overloaded",

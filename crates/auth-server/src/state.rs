@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use auth_core::token::{TokenConfig, TokenIssuer};
-use auth_core::{AuthService, PasswordHasher, SessionPolicy, Store};
+use auth_core::{AuthService, OAuthPolicy, PasswordHasher, SessionPolicy, Store};
 
 use crate::api::AppState;
 use crate::config::Config;
@@ -37,6 +37,22 @@ pub fn build_state<S: Store>(
         refresh_reuse_grace: config.tokens.refresh_reuse_grace,
         allowed_scopes: config.tokens.scopes.iter().cloned().collect(),
         throttle: config.throttle.clone(),
+        oauth: OAuthPolicy {
+            clients: config
+                .clients
+                .iter()
+                .map(|c| {
+                    c.validate()
+                        .map_err(|e| anyhow::anyhow!("client {}: {e}", c.id))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            legacy_public_client: config.oauth.legacy_public_client,
+            password_grant: config.oauth.password_grant,
+            code_ttl: config.oauth.code_ttl,
+            request_ttl: config.oauth.request_ttl,
+            browser_idle_ttl: config.ui.session_idle_timeout,
+            browser_absolute_ttl: config.ui.session_lifetime,
+        },
     };
     let service = AuthService::new(store, hasher, tokens, policy);
     Ok(Arc::new(AppState {
@@ -46,5 +62,6 @@ pub fn build_state<S: Store>(
         rate_limiter: Arc::new(crate::api::rate_limit::AddressLimiter::new(
             &config.rate_limit,
         )),
+        pages: crate::pages::Pages::new(config)?,
     }))
 }

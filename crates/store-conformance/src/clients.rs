@@ -58,7 +58,11 @@ pub async fn a_taken_client_id_conflicts<S: Store>(store: &S) {
         other => panic!("expected a client id conflict, got {other:?}"),
     }
     let kept = store.find_client("dup").await.expect("find");
-    assert_eq!(kept.map(|c| c.is_public()), Some(true), "the first one stays");
+    assert_eq!(
+        kept.map(|c| c.is_public()),
+        Some(true),
+        "the first one stays"
+    );
 }
 
 pub async fn updating_a_client_replaces_all_but_its_creation_time<S: Store>(store: &S) {

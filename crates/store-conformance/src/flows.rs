@@ -207,7 +207,11 @@ pub async fn browser_sessions_slide_until_idle_or_absolute_expiry<S: Store>(stor
     );
     let after_idle = idle_until + Duration::seconds(1);
     let gone = store
-        .touch_browser_session(&session.digest, after_idle, after_idle + Duration::minutes(30))
+        .touch_browser_session(
+            &session.digest,
+            after_idle,
+            after_idle + Duration::minutes(30),
+        )
         .await
         .expect("touch");
     assert!(gone.is_none(), "idle too long");
@@ -290,7 +294,10 @@ pub async fn consent_is_kept_per_user_and_client_and_replaced<S: Store>(store: &
         store.find_consent(alice, "webapp").await.expect("find"),
         Some("openid".into())
     );
-    assert_eq!(store.find_consent(alice, "other").await.expect("find"), None);
+    assert_eq!(
+        store.find_consent(alice, "other").await.expect("find"),
+        None
+    );
     assert_eq!(store.find_consent(bob, "webapp").await.expect("find"), None);
     store
         .save_consent(alice, "webapp", "email openid", now())

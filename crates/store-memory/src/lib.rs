@@ -14,8 +14,8 @@ use auth_core::store::{
     ThrottleUpdate, UniqueField, UserStore,
 };
 use auth_core::{
-    AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, PendingAuthorization, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
-    User,
+    AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, NewRefreshToken, NewUser,
+    PendingAuthorization, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -424,7 +424,9 @@ impl FlowStore for MemoryStore {
     }
 
     async fn insert_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
-        self.lock()?.codes.insert(code.digest, (code.clone(), false));
+        self.lock()?
+            .codes
+            .insert(code.digest, (code.clone(), false));
         Ok(())
     }
 
@@ -517,7 +519,9 @@ impl FlowStore for MemoryStore {
         let before = tables.authorization_requests.len()
             + tables.codes.len()
             + tables.browser_sessions.len();
-        tables.authorization_requests.retain(|_, r| r.expires_at > now);
+        tables
+            .authorization_requests
+            .retain(|_, r| r.expires_at > now);
         tables.codes.retain(|_, (c, _)| c.expires_at > now);
         tables.browser_sessions.retain(|_, s| s.is_active(now));
         let after = tables.authorization_requests.len()

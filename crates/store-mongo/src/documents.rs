@@ -6,8 +6,8 @@
 //! string here and can only ever be compared as one.
 
 use auth_core::{
-    AuthorizationCode, BrowserSession, Client, PendingAuthorization, NewRefreshToken, NewUser, RefreshTokenRecord, Session, StoreError, ThrottleState, TokenDigest,
-    User,
+    AuthorizationCode, BrowserSession, Client, NewRefreshToken, NewUser, PendingAuthorization,
+    RefreshTokenRecord, Session, StoreError, ThrottleState, TokenDigest, User,
 };
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, spec::BinarySubtype, Binary};

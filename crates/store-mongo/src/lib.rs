@@ -18,8 +18,8 @@ use auth_core::store::{
 };
 use auth_core::{
     AuthorizationCode, BrowserSession, Client as OAuthClient, CodeRedemption, Consumed,
-    PendingAuthorization, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
-    User,
+    NewRefreshToken, NewUser, PendingAuthorization, RefreshTokenRecord, Session, ThrottleState,
+    TokenDigest, User,
 };
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -35,12 +35,12 @@ mod migrations;
 pub mod test_support;
 
 use documents::{
-    consent_key, BrowserSessionDoc, ClientDoc, CodeDoc, ConsentDoc, RequestDoc,
-    AUTHORIZATION_CODES, AUTHORIZATION_REQUESTS, BROWSER_SESSIONS, CLIENTS, CONSENTS,
-};
-use documents::{
     binary, bson_time, bson_uuid, SessionDoc, ThrottleDoc, TokenDoc, UserDoc, LOGIN_THROTTLE,
     REFRESH_TOKENS, SESSIONS, USERS,
+};
+use documents::{
+    consent_key, BrowserSessionDoc, ClientDoc, CodeDoc, ConsentDoc, RequestDoc,
+    AUTHORIZATION_CODES, AUTHORIZATION_REQUESTS, BROWSER_SESSIONS, CLIENTS, CONSENTS,
 };
 use errors::{is_duplicate_key, map_error, timed_out};
 

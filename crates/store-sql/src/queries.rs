@@ -9,21 +9,21 @@ use auth_core::store::{
     ThrottleUpdate, UserStore,
 };
 use auth_core::{
-    AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, PendingAuthorization, NewRefreshToken, NewUser, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
-    User,
+    AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, NewRefreshToken, NewUser,
+    PendingAuthorization, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Db;
 use crate::rows::{
-    to_json, BrowserSessionUserRow, ClientRow, CodeRow, RequestRow, BROWSER_SESSION_COLUMNS,
-    CLIENT_COLUMNS, CODE_COLUMNS,
-};
-use crate::rows::{
     already_used_or_invalid, as_sql_int, pending_migrations, require_found, SessionUserRow,
     ThrottleRow, TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSIONS_WITH_USERS,
     SESSION_COLUMNS, THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
+};
+use crate::rows::{
+    to_json, BrowserSessionUserRow, ClientRow, CodeRow, RequestRow, BROWSER_SESSION_COLUMNS,
+    CLIENT_COLUMNS, CODE_COLUMNS,
 };
 use crate::{Dialect, SqlStore};
 

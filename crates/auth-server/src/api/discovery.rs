@@ -18,6 +18,8 @@ enum DiscoveryTag {
 #[derive(Debug, Object)]
 pub struct ServerMetadata {
     pub issuer: String,
+    /// Where apps send people to sign in (authorization code with PKCE).
+    pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
@@ -26,8 +28,14 @@ pub struct ServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
-    /// Empty: there is no authorization endpoint.
+    /// `["code"]`.
     pub response_types_supported: Vec<String>,
+    /// `["query"]`.
+    pub response_modes_supported: Vec<String>,
+    /// `["S256"]`: PKCE is required for every client; `plain` is refused.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: every authorization response carries `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
     /// The scopes clients may request (possibly none).
     pub scopes_supported: Vec<String>,
 }
@@ -92,17 +100,29 @@ impl<S: Store> DiscoveryApi<S> {
     async fn metadata(&self) -> Json<ServerMetadata> {
         let tokens = self.state.service.tokens().config();
         let issuer = tokens.issuer.clone();
-        let none = || vec!["none".to_owned()];
+        let auth_methods = || {
+            ["client_secret_basic", "client_secret_post", "none"]
+                .map(String::from)
+                .to_vec()
+        };
+        let mut grant_types = vec!["authorization_code".to_owned(), "refresh_token".into()];
+        if self.state.service.policy().oauth.password_grant {
+            grant_types.push("password".into());
+        }
         Json(ServerMetadata {
+            authorization_endpoint: format!("{issuer}/authorize"),
             token_endpoint: format!("{issuer}/token"),
             revocation_endpoint: format!("{issuer}/revoke"),
             introspection_endpoint: format!("{issuer}/introspect"),
             jwks_uri: format!("{issuer}/.well-known/jwks.json"),
-            grant_types_supported: vec!["password".into(), "refresh_token".into()],
-            token_endpoint_auth_methods_supported: none(),
-            revocation_endpoint_auth_methods_supported: none(),
-            introspection_endpoint_auth_methods_supported: none(),
-            response_types_supported: Vec::new(),
+            grant_types_supported: grant_types,
+            token_endpoint_auth_methods_supported: auth_methods(),
+            revocation_endpoint_auth_methods_supported: auth_methods(),
+            introspection_endpoint_auth_methods_supported: auth_methods(),
+            response_types_supported: vec!["code".into()],
+            response_modes_supported: vec!["query".into()],
+            code_challenge_methods_supported: vec!["S256".into()],
+            authorization_response_iss_parameter_supported: true,
             scopes_supported: self.state.scopes.clone(),
             issuer,
         })

@@ -10,6 +10,10 @@ use super::routes::{self, Csp, ErrorFamily};
 
 /// Strict for the JSON API; Swagger UI's page needs its inline script and styles.
 const CSP_API: &str = "default-src 'none'; frame-ancestors 'none'";
+/// The hosted pages load our stylesheet and at most a logo; no script. No
+/// `form-action`: browsers apply it to the redirect back to the client.
+const CSP_PAGE: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; \
+    base-uri 'none'; frame-ancestors 'none'";
 const CSP_DOCS: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; \
     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
     frame-ancestors 'none'";
@@ -26,8 +30,9 @@ pub async fn response_headers<E: Endpoint>(next: E, req: Request) -> Result<Resp
                 headers.insert(header::ALLOW, allow);
             }
         }
-        // OAuth responses carry credentials: never cached (RFC 6749 §5.1).
-        if route.errors == ErrorFamily::OAuth {
+        // OAuth responses carry credentials, pages carry CSRF tokens and
+        // codes: never cached (RFC 6749 §5.1).
+        if matches!(route.errors, ErrorFamily::OAuth | ErrorFamily::Page) {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         }
@@ -40,8 +45,10 @@ pub async fn response_headers<E: Endpoint>(next: E, req: Request) -> Result<Resp
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let csp = match route.map(|r| r.csp) {
         Some(Csp::Docs) => CSP_DOCS,
+        Some(Csp::Page) => CSP_PAGE,
         Some(Csp::Api) | None => CSP_API,
     };
     headers.insert(

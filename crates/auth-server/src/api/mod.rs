@@ -1,6 +1,8 @@
 //! The HTTP API: routes, OpenAPI document, Swagger UI, middleware.
 
+mod authorize;
 pub mod body;
+mod client_auth;
 mod discovery;
 mod middleware;
 mod oauth;
@@ -26,6 +28,8 @@ pub struct AppState<S> {
     pub jwks: Vec<PublicJwk>,
     /// Per-address limits on the hashing endpoints.
     pub rate_limiter: Arc<rate_limit::AddressLimiter>,
+    /// The hosted pages: templates, styling, cookie settings.
+    pub pages: crate::pages::Pages,
 }
 
 pub use discovery::PublicJwk;
@@ -34,6 +38,7 @@ pub use discovery::PublicJwk;
 type Apis<S> = (
     users::UsersApi<S>,
     oauth::OAuthApi<S>,
+    authorize::AuthorizeApi<S>,
     discovery::DiscoveryApi<S>,
     ops::OpsApi<S>,
 );
@@ -44,6 +49,7 @@ fn openapi<S: Store>(state: &Arc<AppState<S>>) -> OpenApiService<Apis<S>, ()> {
         (
             users::UsersApi::new(Arc::clone(state)),
             oauth::OAuthApi::new(Arc::clone(state)),
+            authorize::AuthorizeApi::new(Arc::clone(state)),
             discovery::DiscoveryApi::new(Arc::clone(state)),
             ops::OpsApi::new(Arc::clone(state)),
         ),
@@ -63,14 +69,26 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
     let api = openapi(&state);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
+    let page = |page| {
+        let endpoint = || crate::pages::flow::PageEndpoint::new(Arc::clone(&state), page);
+        poem::get(endpoint()).post(endpoint())
+    };
+    let stylesheet = {
+        let state = Arc::clone(&state);
+        poem::get(poem::endpoint::make_sync(move |_| state.pages.stylesheet()))
+    };
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        .at("/sign-in", page(crate::pages::flow::Page::SignIn))
+        .at("/sign-up", page(crate::pages::flow::Page::SignUp))
+        .at("/consent", page(crate::pages::flow::Page::Consent))
+        .at(crate::pages::STYLESHEET_PATH, stylesheet)
         .catch_all_error(|err| async move { problem::framework_error(err) })
         .around({
-            let limiter = Arc::clone(&state.rate_limiter);
-            move |next, req| rate_limit::limit(next, req, Arc::clone(&limiter))
+            let state = Arc::clone(&state);
+            move |next, req| rate_limit::limit(next, req, Arc::clone(&state))
         })
         .around(middleware::response_headers)
         .around(middleware::observe_request)

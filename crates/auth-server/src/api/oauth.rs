@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use auth_core::{LoginGrant, Store, TokenKind};
+use auth_core::{GrantType, LoginGrant, Store, TokenKind};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use super::body::{BodyError, FormParams, UrlEncoded};
+use super::client_auth;
 use super::problem::OAuthError;
 use super::AppState;
 use crate::metrics;
@@ -23,9 +24,17 @@ enum OAuthTag {
 #[allow(dead_code)]
 #[derive(Object)]
 pub struct TokenRequest {
-    /// `password` or `refresh_token`.
+    /// `authorization_code`, `refresh_token` or `password`.
     #[oai(validator(min_length = 1))]
     pub grant_type: String,
+    /// The authorization code (authorization_code grant).
+    #[oai(write_only)]
+    pub code: Option<String>,
+    /// The redirect URI the code was sent to (authorization_code grant).
+    pub redirect_uri: Option<String>,
+    /// The PKCE verifier (authorization_code grant).
+    #[oai(write_only)]
+    pub code_verifier: Option<String>,
     /// Username or email (password grant).
     pub username: Option<String>,
     /// Password (password grant).
@@ -36,8 +45,12 @@ pub struct TokenRequest {
     /// The refresh token (refresh_token grant).
     #[oai(write_only)]
     pub refresh_token: Option<String>,
-    /// Accepted and ignored: clients are public.
+    /// The client (`client_secret_post` and `none`; with Basic it may be
+    /// repeated here). Optional for v1's implicit public client.
     pub client_id: Option<String>,
+    /// `client_secret_post`. Prefer HTTP Basic (`client_secret_basic`).
+    #[oai(write_only)]
+    pub client_secret: Option<String>,
 }
 
 /// A successful token response (RFC 6749 section 5.1).
@@ -48,8 +61,10 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// Single use: each refresh returns a new one.
-    pub refresh_token: String,
+    /// Single use: each refresh returns a new one. From a code only with
+    /// `offline_access` and a client allowed `refresh_token`.
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token: Option<String>,
     #[oai(skip_serializing_if_is_none)]
     pub scope: Option<String>,
 }
@@ -60,7 +75,9 @@ impl From<LoginGrant> for TokenResponse {
             access_token: grant.access.token,
             token_type: "bearer".into(),
             expires_in: grant.access.expires_in,
-            refresh_token: grant.refresh.expose().to_owned(),
+            refresh_token: grant
+                .refresh_issued
+                .then(|| grant.refresh.expose().to_owned()),
             scope: grant.scope,
         }
     }
@@ -74,6 +91,10 @@ pub struct TokenParam {
     pub token: String,
     /// `access_token` or `refresh_token`; a hint only.
     pub token_type_hint: Option<String>,
+    /// A registered client may authenticate (Basic or these two fields).
+    pub client_id: Option<String>,
+    #[oai(write_only)]
+    pub client_secret: Option<String>,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -139,6 +160,7 @@ impl<S: Store> OAuthApi<S> {
     #[oai(path = "/token", method = "post")]
     async fn token(
         &self,
+        req: &poem::Request,
         body: UrlEncoded<TokenRequest>,
     ) -> Result<Json<TokenResponse>, OAuthError> {
         let form = body.result?;
@@ -150,25 +172,49 @@ impl<S: Store> OAuthApi<S> {
                 "password",
                 "scope",
                 "refresh_token",
+                "code",
+                "redirect_uri",
+                "code_verifier",
                 "client_id",
+                "client_secret",
             ],
         )?;
         let service = &self.state.service;
-        let (grant, record): (_, fn(&'static str)) = match form.required("grant_type")? {
-            "password" => {
+        let grant_type = GrantType::parse(form.required("grant_type")?)
+            .filter(|g| *g != GrantType::ClientCredentials)
+            .ok_or_else(OAuthError::unsupported_grant_type)?;
+        let credentials = client_auth::credentials(req, &form)?;
+        let client = service.authenticate_client(&credentials).await?;
+        service.check_grant(&client, grant_type)?;
+        let (grant, record): (_, fn(&'static str)) = match grant_type {
+            GrantType::Password => {
                 let username = form.required("username")?;
                 let password = form.required("password")?;
                 let scope = form.single("scope")?;
                 (
-                    service.login(username, password, scope).await,
+                    service.login_for(&client, username, password, scope).await,
                     metrics::record_login,
                 )
             }
-            "refresh_token" => {
+            GrantType::RefreshToken => {
                 let token = form.required("refresh_token")?;
-                (service.refresh(token).await, metrics::record_refresh)
+                (
+                    service.refresh_for(&client, token).await,
+                    metrics::record_refresh,
+                )
             }
-            _ => return Err(OAuthError::unsupported_grant_type()),
+            GrantType::AuthorizationCode => {
+                let code = form.required("code")?;
+                let redirect_uri = form.single("redirect_uri")?;
+                let verifier = form.single("code_verifier")?;
+                (
+                    service
+                        .redeem_code(&client, code, redirect_uri, verifier)
+                        .await,
+                    metrics::record_code_redemption,
+                )
+            }
+            GrantType::ClientCredentials => return Err(OAuthError::unsupported_grant_type()),
         };
         match grant {
             Ok(grant) => {
@@ -184,9 +230,20 @@ impl<S: Store> OAuthApi<S> {
 
     /// Revoke a token (RFC 7009): its whole session ends.
     #[oai(path = "/revoke", method = "post")]
-    async fn revoke(&self, body: UrlEncoded<TokenParam>) -> Result<RevokeResponse, OAuthError> {
+    async fn revoke(
+        &self,
+        req: &poem::Request,
+        body: UrlEncoded<TokenParam>,
+    ) -> Result<RevokeResponse, OAuthError> {
         let form = body.result?;
-        reject_repeats(&form, &["token", "token_type_hint", "client_id"])?;
+        reject_repeats(
+            &form,
+            &["token", "token_type_hint", "client_id", "client_secret"],
+        )?;
+        self.state
+            .service
+            .authenticate_client(&client_auth::credentials(req, &form)?)
+            .await?;
         let token = form.required("token")?;
         self.state.service.revoke(token, hint(&form)?).await?;
         metrics::record_revocation();
@@ -197,10 +254,18 @@ impl<S: Store> OAuthApi<S> {
     #[oai(path = "/introspect", method = "post")]
     async fn introspect(
         &self,
+        req: &poem::Request,
         body: UrlEncoded<TokenParam>,
     ) -> Result<Json<IntrospectionResponse>, OAuthError> {
         let form = body.result?;
-        reject_repeats(&form, &["token", "token_type_hint", "client_id"])?;
+        reject_repeats(
+            &form,
+            &["token", "token_type_hint", "client_id", "client_secret"],
+        )?;
+        self.state
+            .service
+            .authenticate_client(&client_auth::credentials(req, &form)?)
+            .await?;
         let token = form.required("token")?;
         let facts = self.state.service.introspect(token).await?;
         Ok(Json(match facts {

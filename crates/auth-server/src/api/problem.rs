@@ -166,8 +166,14 @@ impl From<AuthError> for ProblemResponse {
             AuthError::AccountDisabled => {
                 Self::from_status(StatusCode::FORBIDDEN, "the account is disabled")
             }
-            AuthError::InvalidRefreshToken => {
+            AuthError::InvalidRefreshToken
+            | AuthError::InvalidGrant(_)
+            | AuthError::UnauthorizedClient
+            | AuthError::UnsupportedGrantType => {
                 Self::from_status(StatusCode::BAD_REQUEST, err.to_string())
+            }
+            AuthError::InvalidClient { .. } => {
+                Self::from_status(StatusCode::UNAUTHORIZED, err.to_string())
             }
             AuthError::UserNotFound => Self::from_status(StatusCode::NOT_FOUND, err.to_string()),
             AuthError::Throttled { retry_after: wait } => {
@@ -225,9 +231,17 @@ pub struct OAuthErrorBody {
 /// Every error of `/token`, `/revoke` and `/introspect`.
 #[derive(Debug, ApiResponse)]
 pub enum OAuthError {
-    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`.
+    /// `invalid_request`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`.
     #[oai(status = 400)]
     BadRequest(Json<OAuthErrorBody>),
+    /// `invalid_client`: a registered client failed to authenticate
+    /// (`WWW-Authenticate: Basic` when it used Basic).
+    #[oai(status = 401)]
+    InvalidClient(
+        Json<OAuthErrorBody>,
+        #[oai(header = "WWW-Authenticate")] Option<String>,
+    ),
     /// `temporarily_unavailable`: throttled.
     #[oai(status = 429)]
     TooManyRequests(Json<OAuthErrorBody>, #[oai(header = "Retry-After")] String),
@@ -262,7 +276,7 @@ impl OAuthError {
     pub fn unsupported_grant_type() -> Self {
         Self::BadRequest(oauth_body(
             "unsupported_grant_type",
-            "supported grant types: password, refresh_token",
+            "supported grant types: authorization_code, refresh_token, password",
         ))
     }
 }
@@ -279,9 +293,17 @@ impl From<AuthError> for OAuthError {
             AuthError::Throttled { retry_after: wait } => {
                 Self::too_many_requests(err.to_string(), wait)
             }
-            AuthError::InvalidRefreshToken => {
+            AuthError::InvalidRefreshToken | AuthError::InvalidGrant(_) => {
                 Self::BadRequest(oauth_body("invalid_grant", err.to_string()))
             }
+            AuthError::InvalidClient { basic } => Self::InvalidClient(
+                oauth_body("invalid_client", "client authentication failed"),
+                basic.then(|| "Basic realm=\"tessera\"".to_owned()),
+            ),
+            AuthError::UnauthorizedClient => {
+                Self::BadRequest(oauth_body("unauthorized_client", err.to_string()))
+            }
+            AuthError::UnsupportedGrantType => Self::unsupported_grant_type(),
             AuthError::UserNotFound => {
                 Self::BadRequest(oauth_body("invalid_grant", "invalid username or password"))
             }

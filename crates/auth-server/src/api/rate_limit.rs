@@ -1,5 +1,6 @@
-//! Per-address rate limit on the endpoints that cost an Argon2 hash (the
-//! route table marks them: `POST /token`, `POST /users`), with `governor`.
+//! Per-address rate limit on the endpoints that cost an Argon2 hash or a
+//! stored record (the route table marks them: `POST /token`, `POST /users`,
+//! the page forms, every `/authorize`), with `governor`.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -12,7 +13,7 @@ use poem::http::Method;
 use poem::{Endpoint, IntoResponse, Request, Response, Result};
 
 use super::problem::{OAuthError, ProblemResponse};
-use super::routes::{self, ErrorFamily, RouteSpec};
+use super::routes::{self, ErrorFamily, Limit, RouteSpec};
 use crate::config::RateLimitConfig;
 
 /// The limiter and who may tell us the client's address.
@@ -65,8 +66,13 @@ impl AddressLimiter {
     /// `Some((wait, route))` when the request must be refused.
     fn check(&self, req: &Request) -> Option<(Duration, &'static RouteSpec)> {
         let limiter = self.limiter.as_ref()?;
-        let route = routes::find(req.uri().path()).filter(|r| r.rate_limited)?;
-        if req.method() != Method::POST {
+        let route = routes::find(req.uri().path())?;
+        let counted = match route.limit {
+            Limit::None => false,
+            Limit::Posts => req.method() == Method::POST,
+            Limit::Every => true,
+        };
+        if !counted {
             return None;
         }
         let not_until = limiter.check_key(&self.client(req)).err()?;
@@ -79,17 +85,20 @@ impl AddressLimiter {
 
 /// Refuses over-limit requests with 429 and `Retry-After`, in the error
 /// shape of the endpoint's family.
-pub async fn limit<E: Endpoint>(
+pub async fn limit<E: Endpoint, S: auth_core::Store>(
     next: E,
     req: Request,
-    limiter: Arc<AddressLimiter>,
+    state: Arc<crate::AppState<S>>,
 ) -> Result<Response> {
-    let Some((wait, route)) = limiter.check(&req) else {
+    let Some((wait, route)) = state.rate_limiter.check(&req) else {
         return next.call(req).await.map(IntoResponse::into_response);
     };
     let detail = "too many requests from this address; slow down";
     Ok(match route.errors {
         ErrorFamily::OAuth => OAuthError::too_many_requests(detail, wait).into_response(),
         ErrorFamily::Problem => ProblemResponse::too_many_requests(detail, wait).into_response(),
+        ErrorFamily::Page => state
+            .pages
+            .too_many_requests("Too many requests came from your network.", wait),
     })
 }

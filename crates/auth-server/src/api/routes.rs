@@ -13,6 +13,8 @@ pub enum ErrorFamily {
     OAuth,
     /// RFC 9457 problem details.
     Problem,
+    /// An HTML error page (the hosted pages and `/authorize`); never cached.
+    Page,
 }
 
 /// The content-security policy a route's responses carry.
@@ -22,6 +24,19 @@ pub enum Csp {
     Api,
     /// Swagger UI's page needs its inline script and styles.
     Docs,
+    /// The hosted pages: our stylesheet, a logo from anywhere over https,
+    /// no script at all.
+    Page,
+}
+
+/// Which requests of a route count against the per-address rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    None,
+    /// `POST`s only (they cost an Argon2 hash or a stored record).
+    Posts,
+    /// Every request (`/authorize`: each may store a pending request).
+    Every,
 }
 
 /// One route.
@@ -35,15 +50,15 @@ pub struct RouteSpec {
     pub methods: &'static [Method],
     pub errors: ErrorFamily,
     pub csp: Csp,
-    /// `POST`s count against the per-address rate limit (the endpoints that
-    /// cost an Argon2 hash).
-    pub rate_limited: bool,
+    /// What counts against the per-address rate limit.
+    pub limit: Limit,
     /// Part of the OpenAPI document (the document and Swagger UI are not).
     pub documented: bool,
 }
 
 const GET: &[Method] = &[Method::GET, Method::HEAD];
 const POST: &[Method] = &[Method::POST];
+const GET_POST: &[Method] = &[Method::GET, Method::HEAD, Method::POST];
 
 /// A documented JSON route answering in problem details.
 const fn api(template: &'static str, methods: &'static [Method]) -> RouteSpec {
@@ -53,7 +68,7 @@ const fn api(template: &'static str, methods: &'static [Method]) -> RouteSpec {
         methods,
         errors: ErrorFamily::Problem,
         csp: Csp::Api,
-        rate_limited: false,
+        limit: Limit::None,
         documented: true,
     }
 }
@@ -68,8 +83,19 @@ const fn oauth(template: &'static str, methods: &'static [Method]) -> RouteSpec 
 
 const fn rate_limited(route: RouteSpec) -> RouteSpec {
     RouteSpec {
-        rate_limited: true,
+        limit: Limit::Posts,
         ..route
+    }
+}
+
+/// A hosted page: HTML, form posts rate limited, not in the OpenAPI document.
+const fn page(template: &'static str) -> RouteSpec {
+    RouteSpec {
+        errors: ErrorFamily::Page,
+        csp: Csp::Page,
+        limit: Limit::Posts,
+        documented: false,
+        ..api(template, GET_POST)
     }
 }
 
@@ -79,6 +105,19 @@ pub const ROUTES: &[RouteSpec] = &[
     api("/users/me", GET),
     api("/users/me/password", POST),
     rate_limited(oauth("/token", POST)),
+    RouteSpec {
+        limit: Limit::Every,
+        documented: true,
+        ..page("/authorize")
+    },
+    page("/sign-in"),
+    page("/sign-up"),
+    page("/consent"),
+    RouteSpec {
+        csp: Csp::Page,
+        documented: false,
+        ..api(crate::pages::STYLESHEET_PATH, GET)
+    },
     oauth("/revoke", POST),
     oauth("/introspect", POST),
     api("/.well-known/oauth-authorization-server", GET),
@@ -141,8 +180,20 @@ mod tests {
         assert_eq!(template("/users/me/"), UNMATCHED);
         assert_eq!(template("/users/42"), UNMATCHED);
         assert_eq!(template("/<script>"), UNMATCHED);
-        let token = find("/token").map(|r| (r.errors, r.rate_limited, allow_header(r)));
-        assert_eq!(token, Some((ErrorFamily::OAuth, true, "POST".to_owned())));
+        let token = find("/token").map(|r| (r.errors, r.limit, allow_header(r)));
+        assert_eq!(
+            token,
+            Some((ErrorFamily::OAuth, Limit::Posts, "POST".to_owned()))
+        );
+        let authorize = find("/authorize").map(|r| (r.errors, r.limit, allow_header(r)));
+        assert_eq!(
+            authorize,
+            Some((
+                ErrorFamily::Page,
+                Limit::Every,
+                "GET, HEAD, POST".to_owned()
+            ))
+        );
         assert_eq!(
             find("/healthz").map(allow_header).as_deref(),
             Some("GET, HEAD")

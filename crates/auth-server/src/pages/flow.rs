@@ -1,0 +1,565 @@
+//! The pages of the authorization-code flow — `/sign-in`, `/sign-up`,
+//! `/consent` — and what `/authorize` shares with them: turning the next
+//! step decided by `auth-core` into a redirect.
+//!
+//! Every page continues a pending request named by `?request=<id>` (a form
+//! field on POST); the request lives in the store, so any replica serves any
+//! step.
+
+use std::sync::Arc;
+
+use auth_core::{
+    AuthError, AuthService, AuthorizationParams, BrowserSession, Client, ClientRedirect,
+    PendingAuthorization, Progress, Registration, Step, Store, User,
+};
+use minijinja::context;
+use poem::http::{header, Method, StatusCode};
+use poem::{Endpoint, IntoResponse, Request, Response};
+use uuid::Uuid;
+
+use super::{describe_scope, field_errors, Pages};
+use crate::api::body::{parse_form, FormParams, MAX_BODY_BYTES};
+use crate::api::AppState;
+use crate::metrics;
+
+/// Where the browser goes next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Back to the client's redirect URI (with a code or an error).
+    Client(String),
+    /// To one of our pages.
+    Page(String),
+}
+
+/// `redirect_uri` with the response parameters added (RFC 6749 §4.1.2,
+/// RFC 9207 `iss`), keeping any query the URI already has.
+pub fn client_redirect_url(redirect: &ClientRedirect, issuer: &str) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    match &redirect.outcome {
+        Ok(code) => {
+            query.append_pair("code", code);
+        }
+        Err((error, description)) => {
+            query.append_pair("error", error.as_str());
+            query.append_pair("error_description", description);
+        }
+    }
+    if let Some(state) = &redirect.state {
+        query.append_pair("state", state);
+    }
+    query.append_pair("iss", issuer);
+    let separator = if redirect.redirect_uri.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    format!("{}{separator}{}", redirect.redirect_uri, query.finish())
+}
+
+/// Asks `auth-core` what comes next and turns it into a redirect; keeps the
+/// request in the store when a page must be shown, forgets it once answered.
+pub async fn proceed<S: Store>(
+    state: &AppState<S>,
+    params: &AuthorizationParams,
+    client: &Client,
+    browser: Option<&(BrowserSession, User)>,
+    progress: Progress,
+    pending: Option<&PendingAuthorization>,
+) -> Result<Next, AuthError> {
+    let service = &state.service;
+    let path = match service.next_step(params, client, browser, progress).await? {
+        Step::Return(redirect) => {
+            if let Some(pending) = pending {
+                service.finish_pending(pending.id).await?;
+            }
+            metrics::record_authorization(if redirect.outcome.is_ok() {
+                "code"
+            } else {
+                "error"
+            });
+            return Ok(Next::Client(client_redirect_url(
+                &redirect,
+                &state.pages.issuer,
+            )));
+        }
+        Step::SignIn => "/sign-in",
+        Step::CreateAccount => "/sign-up",
+        Step::Consent => "/consent",
+    };
+    let id = match pending {
+        Some(pending) => pending.id,
+        None => service.save_pending(params.clone()).await?.id,
+    };
+    Ok(Next::Page(format!("{path}?request={id}")))
+}
+
+/// The browser's sign-in session, if its cookie names an active one.
+pub async fn browser_session<S: Store>(
+    state: &AppState<S>,
+    req: &Request,
+) -> Result<Option<(BrowserSession, User)>, AuthError> {
+    match state.pages.cookies.session(req) {
+        Some(cookie) => state.service.browser_session(cookie).await,
+        None => Ok(None),
+    }
+}
+
+/// Which page an endpoint serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    SignIn,
+    SignUp,
+    Consent,
+}
+
+/// One page: `GET` shows it, `POST` submits its form.
+#[derive(Debug)]
+pub struct PageEndpoint<S> {
+    state: Arc<AppState<S>>,
+    page: Page,
+}
+
+impl<S> PageEndpoint<S> {
+    pub fn new(state: Arc<AppState<S>>, page: Page) -> Self {
+        Self { state, page }
+    }
+}
+
+impl<S: Store> Endpoint for PageEndpoint<S> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let flow = Flow {
+            state: &self.state,
+            pages: &self.state.pages,
+            service: &self.state.service,
+        };
+        Ok(if req.method() == Method::POST {
+            let form = read_form(&mut req).await;
+            flow.submit(self.page, &req, form).await
+        } else {
+            flow.show(self.page, &req).await
+        })
+    }
+}
+
+/// A page form, or why it could not be read (answered with a 400 page).
+async fn read_form(req: &mut Request) -> Option<FormParams> {
+    let urlencoded = req
+        .header(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !urlencoded {
+        return None;
+    }
+    let body = req
+        .take_body()
+        .into_bytes_limit(MAX_BODY_BYTES)
+        .await
+        .ok()?;
+    parse_form(&body).ok()
+}
+
+struct Flow<'a, S> {
+    state: &'a AppState<S>,
+    pages: &'a Pages,
+    service: &'a AuthService<S>,
+}
+
+/// A form field, `None` when missing, empty or repeated.
+fn field<'f>(form: &'f FormParams, name: &str) -> Option<&'f str> {
+    form.single(name).ok().flatten()
+}
+
+fn see_other(location: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, location)
+        .finish()
+}
+
+fn with_cookie(mut resp: Response, set_cookie: Option<String>) -> Response {
+    if let Some(value) = set_cookie.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
+        resp.headers_mut().append(header::SET_COOKIE, value);
+    }
+    resp
+}
+
+impl<S: Store> Flow<'_, S> {
+    /// The pending request named by `id`, with its client.
+    async fn pending(
+        &self,
+        id: Option<&str>,
+    ) -> Result<Option<(PendingAuthorization, Client)>, AuthError> {
+        let Some(id) = id.and_then(|id| Uuid::parse_str(id).ok()) else {
+            return Ok(None);
+        };
+        self.service.pending(id).await
+    }
+
+    async fn show(&self, page: Page, req: &Request) -> Response {
+        let query =
+            parse_form(req.uri().query().unwrap_or_default().as_bytes()).unwrap_or_default();
+        let (pending, client) = match self.pending(field(&query, "request")).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return self.pages.request_expired(),
+            Err(e) => return self.pages.auth_error(&e),
+        };
+        let (csrf_secret, set_csrf) = self.pages.cookies.csrf_for_page(req);
+        let csrf_token = super::cookies::csrf_token(&csrf_secret);
+        let resp = match page {
+            Page::SignIn => self.sign_in_page(
+                StatusCode::OK,
+                &pending,
+                &client,
+                &csrf_token,
+                pending.params.login_hint.as_deref().unwrap_or_default(),
+                None,
+            ),
+            Page::SignUp => self.sign_up_page(
+                StatusCode::OK,
+                &pending,
+                &client,
+                &csrf_token,
+                ("", ""),
+                None,
+                &[],
+            ),
+            Page::Consent => match browser_session(self.state, req).await {
+                Ok(Some((_, user))) => self.consent_page(&pending, &client, &csrf_token, &user),
+                Ok(None) => see_other(&format!("/sign-in?request={}", pending.id)),
+                Err(e) => self.pages.auth_error(&e),
+            },
+        };
+        with_cookie(resp, set_csrf)
+    }
+
+    async fn submit(&self, page: Page, req: &Request, form: Option<FormParams>) -> Response {
+        let Some(form) = form else {
+            return self.pages.error(
+                StatusCode::BAD_REQUEST,
+                "The form could not be read",
+                "The page sent something this server does not understand.",
+                "Go back, reload the page and try again.",
+            );
+        };
+        if !self
+            .pages
+            .cookies
+            .csrf_matches(req, field(&form, "csrf_token"))
+        {
+            return self.pages.forbidden_form();
+        }
+        let (pending, client) = match self.pending(field(&form, "request")).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return self.pages.request_expired(),
+            Err(e) => return self.pages.auth_error(&e),
+        };
+        let csrf_token = field(&form, "csrf_token").unwrap_or_default();
+        match page {
+            Page::SignIn => self.sign_in(&pending, &client, csrf_token, &form).await,
+            Page::SignUp => self.sign_up(&pending, &client, csrf_token, &form).await,
+            Page::Consent => self.consent(req, &pending, &client, &form).await,
+        }
+    }
+
+    async fn sign_in(
+        &self,
+        pending: &PendingAuthorization,
+        client: &Client,
+        csrf_token: &str,
+        form: &FormParams,
+    ) -> Response {
+        let username = field(form, "username").unwrap_or_default();
+        let password = field(form, "password").unwrap_or_default();
+        if username.is_empty() || password.is_empty() {
+            return self.sign_in_page(
+                StatusCode::BAD_REQUEST,
+                pending,
+                client,
+                csrf_token,
+                username,
+                Some("Enter your username or email and your password."),
+            );
+        }
+        match self.service.browser_sign_in(username, password).await {
+            Ok(signed_in) => {
+                metrics::record_login("success");
+                let set_session = self.pages.cookies.set_session(signed_in.cookie.expose());
+                let browser = (signed_in.session, signed_in.user);
+                let progress = Progress {
+                    signed_in: true,
+                    consented: false,
+                };
+                let next = self
+                    .continue_after(pending, client, &browser, progress)
+                    .await;
+                with_cookie(next, Some(set_session))
+            }
+            Err(e @ (AuthError::InvalidCredentials | AuthError::AccountDisabled)) => {
+                metrics::record_login(metrics::outcome_of(&e));
+                self.sign_in_page(
+                    StatusCode::UNAUTHORIZED,
+                    pending,
+                    client,
+                    csrf_token,
+                    username,
+                    Some("Incorrect username, email or password."),
+                )
+            }
+            Err(e) => {
+                metrics::record_login(metrics::outcome_of(&e));
+                self.pages.auth_error(&e)
+            }
+        }
+    }
+
+    async fn sign_up(
+        &self,
+        pending: &PendingAuthorization,
+        client: &Client,
+        csrf_token: &str,
+        form: &FormParams,
+    ) -> Response {
+        let registration = Registration {
+            username: field(form, "username").unwrap_or_default().to_owned(),
+            email: field(form, "email").unwrap_or_default().to_owned(),
+            password: field(form, "password").unwrap_or_default().to_owned(),
+        };
+        let entered = (registration.username.as_str(), registration.email.as_str());
+        match self.service.browser_sign_up(&registration).await {
+            Ok(signed_in) => {
+                metrics::record_registration("success");
+                let set_session = self.pages.cookies.set_session(signed_in.cookie.expose());
+                let browser = (signed_in.session, signed_in.user);
+                let progress = Progress {
+                    signed_in: true,
+                    consented: false,
+                };
+                let next = self
+                    .continue_after(pending, client, &browser, progress)
+                    .await;
+                with_cookie(next, Some(set_session))
+            }
+            Err(AuthError::Validation(errors)) => {
+                metrics::record_registration("invalid");
+                self.sign_up_page(
+                    StatusCode::BAD_REQUEST,
+                    pending,
+                    client,
+                    csrf_token,
+                    entered,
+                    Some("Please correct the highlighted fields."),
+                    &errors.0,
+                )
+            }
+            Err(AuthError::Conflict(field)) => {
+                metrics::record_registration("conflict");
+                let message = format!("That {field} is already taken.");
+                let errors = [auth_core::FieldError::new(
+                    if field == auth_core::UniqueField::Email {
+                        "email"
+                    } else {
+                        "username"
+                    },
+                    message.clone(),
+                )];
+                self.sign_up_page(
+                    StatusCode::CONFLICT,
+                    pending,
+                    client,
+                    csrf_token,
+                    entered,
+                    Some(&message),
+                    &errors,
+                )
+            }
+            Err(e) => self.pages.auth_error(&e),
+        }
+    }
+
+    async fn consent(
+        &self,
+        req: &Request,
+        pending: &PendingAuthorization,
+        client: &Client,
+        form: &FormParams,
+    ) -> Response {
+        let browser = match browser_session(self.state, req).await {
+            Ok(Some(browser)) => browser,
+            Ok(None) => return see_other(&format!("/sign-in?request={}", pending.id)),
+            Err(e) => return self.pages.auth_error(&e),
+        };
+        match field(form, "decision") {
+            Some("allow") => {
+                if let Err(e) = self
+                    .service
+                    .record_consent(&browser.1, &pending.params)
+                    .await
+                {
+                    return self.pages.auth_error(&e);
+                }
+                let progress = Progress {
+                    signed_in: browser.0.auth_time >= pending.created_at,
+                    consented: true,
+                };
+                self.continue_after(pending, client, &browser, progress)
+                    .await
+            }
+            Some("deny") => {
+                if let Err(e) = self.service.finish_pending(pending.id).await {
+                    return self.pages.auth_error(&e);
+                }
+                metrics::record_authorization("denied");
+                let redirect = AuthService::<S>::denied(&pending.params);
+                see_other(&client_redirect_url(&redirect, &self.pages.issuer))
+            }
+            _ => self.pages.error(
+                StatusCode::BAD_REQUEST,
+                "No choice was made",
+                "Choose Allow or Deny.",
+                "Go back and choose one of the two buttons.",
+            ),
+        }
+    }
+
+    /// After a form: 303 to the next page or back to the client.
+    async fn continue_after(
+        &self,
+        pending: &PendingAuthorization,
+        client: &Client,
+        browser: &(BrowserSession, User),
+        progress: Progress,
+    ) -> Response {
+        match proceed(
+            self.state,
+            &pending.params,
+            client,
+            Some(browser),
+            progress,
+            Some(pending),
+        )
+        .await
+        {
+            Ok(Next::Client(url) | Next::Page(url)) => see_other(&url),
+            Err(e) => self.pages.auth_error(&e),
+        }
+    }
+
+    fn sign_in_page(
+        &self,
+        status: StatusCode,
+        pending: &PendingAuthorization,
+        client: &Client,
+        csrf_token: &str,
+        username: &str,
+        error: Option<&str>,
+    ) -> Response {
+        self.pages.page(
+            status,
+            "sign_in.html",
+            context! {
+                client_name => &client.name,
+                csrf_token,
+                request_id => pending.id.to_string(),
+                username,
+                error,
+                sign_up_url => format!("/sign-up?request={}", pending.id),
+            },
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sign_up_page(
+        &self,
+        status: StatusCode,
+        pending: &PendingAuthorization,
+        client: &Client,
+        csrf_token: &str,
+        (username, email): (&str, &str),
+        error: Option<&str>,
+        errors: &[auth_core::FieldError],
+    ) -> Response {
+        self.pages.page(
+            status,
+            "sign_up.html",
+            context! {
+                client_name => &client.name,
+                csrf_token,
+                request_id => pending.id.to_string(),
+                username,
+                email,
+                error,
+                errors => field_errors(errors),
+                sign_in_url => format!("/sign-in?request={}", pending.id),
+            },
+        )
+    }
+
+    fn consent_page(
+        &self,
+        pending: &PendingAuthorization,
+        client: &Client,
+        csrf_token: &str,
+        user: &User,
+    ) -> Response {
+        let scopes: Vec<_> = pending
+            .params
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(|scope| {
+                let (label, detail) = describe_scope(scope);
+                context! { label, detail }
+            })
+            .collect();
+        self.pages.page(
+            StatusCode::OK,
+            "consent.html",
+            context! {
+                client_name => &client.name,
+                csrf_token,
+                request_id => pending.id.to_string(),
+                username => &user.username,
+                scopes,
+            },
+        )
+    }
+}
+
+impl IntoResponse for Next {
+    fn into_response(self) -> Response {
+        match self {
+            Next::Client(url) | Next::Page(url) => see_other(&url),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth_core::AuthorizeErrorCode;
+
+    #[test]
+    fn client_redirects_carry_state_and_iss_and_keep_the_query() {
+        let ok = ClientRedirect {
+            redirect_uri: "https://app.example/cb?tenant=a".into(),
+            state: Some("s p&a=ce".into()),
+            outcome: Ok("the-code".into()),
+        };
+        assert_eq!(
+            client_redirect_url(&ok, "https://id.example"),
+            "https://app.example/cb?tenant=a&code=the-code&state=s+p%26a%3Dce&iss=https%3A%2F%2Fid.example"
+        );
+        let denied = ClientRedirect {
+            redirect_uri: "https://app.example/cb".into(),
+            state: None,
+            outcome: Err((AuthorizeErrorCode::AccessDenied, "no".into())),
+        };
+        assert_eq!(
+            client_redirect_url(&denied, "http://127.0.0.1:8080"),
+            "https://app.example/cb?error=access_denied&error_description=no&iss=http%3A%2F%2F127.0.0.1%3A8080"
+        );
+    }
+}
