@@ -38,6 +38,12 @@ pub enum AuthError {
     /// No account has this username or email (admin operations).
     #[error("no such user")]
     UserNotFound,
+    /// No client has this id (admin operations).
+    #[error("no client `{0}`")]
+    ClientNotFound(String),
+    /// The client is defined in configuration, which the CLI does not edit.
+    #[error("client `{0}` is defined in the configuration file; change it there")]
+    ClientConfigured(String),
     /// The account exists but may not log in.
     #[error("the account is disabled")]
     AccountDisabled,

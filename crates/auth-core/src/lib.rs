@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod authorize;
 pub mod client;
+pub mod client_admin;
 pub mod error;
 pub mod flows;
 pub mod keys;

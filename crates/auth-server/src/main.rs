@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use auth_core::SigningAlgorithm;
-use auth_server::admin::AdminCommand;
+use auth_server::admin::{AdminCommand, ClientOptions};
 use auth_server::backend::{self, Command};
 use auth_server::{keys, telemetry, Config};
 use clap::{Parser, Subcommand};
@@ -30,6 +30,9 @@ enum Cmd {
     /// Manage sessions.
     #[command(subcommand)]
     Sessions(SessionsCmd),
+    /// Manage OAuth clients (configured ones are listed but edited in the file).
+    #[command(subcommand)]
+    Client(ClientCmd),
     /// Exit 0 when the server answers 2xx (container health checks).
     Probe {
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
@@ -61,6 +64,34 @@ enum UserCmd {
     Delete { user: String },
     /// Replace a password (read from standard input); every session ends.
     SetPassword { user: String },
+}
+
+#[derive(Subcommand)]
+enum ClientCmd {
+    /// Register a client. A confidential one gets a generated secret,
+    /// printed once (only its hash is stored).
+    Add {
+        id: String,
+        #[command(flatten)]
+        options: ClientOptions,
+        /// A public client (browser or native app): no secret, PKCE only.
+        #[arg(long)]
+        public: bool,
+    },
+    /// List clients: id, type, source, name, redirect URIs.
+    List,
+    /// Everything about one client (never its secret).
+    Show { id: String },
+    /// Change a stored client; what is not given stays.
+    Update {
+        id: String,
+        #[command(flatten)]
+        options: ClientOptions,
+    },
+    /// Replace a confidential client's secret (printed once).
+    RotateSecret { id: String },
+    /// Delete a stored client.
+    Delete { id: String },
 }
 
 #[derive(Subcommand)]
@@ -136,6 +167,25 @@ async fn main() -> anyhow::Result<()> {
                 UserCmd::Enable { user } => AdminCommand::Enable { user },
                 UserCmd::Delete { user } => AdminCommand::Delete { user },
                 UserCmd::SetPassword { user } => AdminCommand::SetPassword { user },
+            };
+            backend::run(config, Command::Admin(admin)).await
+        }
+        Cmd::Client(client) => {
+            let admin = match client {
+                ClientCmd::Add {
+                    id,
+                    options,
+                    public,
+                } => AdminCommand::AddClient {
+                    id,
+                    options,
+                    public,
+                },
+                ClientCmd::List => AdminCommand::ListClients,
+                ClientCmd::Show { id } => AdminCommand::ShowClient { id },
+                ClientCmd::Update { id, options } => AdminCommand::UpdateClient { id, options },
+                ClientCmd::RotateSecret { id } => AdminCommand::RotateClientSecret { id },
+                ClientCmd::Delete { id } => AdminCommand::DeleteClient { id },
             };
             backend::run(config, Command::Admin(admin)).await
         }

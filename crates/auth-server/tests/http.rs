@@ -395,12 +395,17 @@ async fn token_request_errors_follow_rfc6749() {
         let reply = app.post_form("/token", body).await;
         assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
     }
-    for grant in ["client_credentials", "authorization_code", "PASSWORD"] {
+    for grant in ["client_credentials", "PASSWORD", "implicit"] {
         let reply = app
             .post_form("/token", &format!("grant_type={grant}"))
             .await;
         assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "unsupported_grant_type");
     }
+    // v2 knows the code grant, but not for the implicit v1 client.
+    let reply = app
+        .post_form("/token", "grant_type=authorization_code&code=x")
+        .await;
+    assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "unauthorized_client");
     let json = app
         .post_json(
             "/token",

@@ -416,14 +416,18 @@ async fn discovery_documents_describe_the_server() {
         format!("{issuer}/.well-known/jwks.json")
     );
     assert_eq!(
+        meta.body["authorization_endpoint"],
+        format!("{issuer}/authorize")
+    );
+    assert_eq!(
         meta.body["grant_types_supported"],
-        json!(["password", "refresh_token"])
+        json!(["authorization_code", "refresh_token", "password"])
     );
     assert_eq!(
         meta.body["token_endpoint_auth_methods_supported"],
-        json!(["none"])
+        json!(["client_secret_basic", "client_secret_post", "none"])
     );
-    assert_eq!(meta.body["response_types_supported"], json!([]));
+    assert_eq!(meta.body["response_types_supported"], json!(["code"]));
     let jwks = app.get("/.well-known/jwks.json", None).await;
     assert_eq!(jwks.body, json!({"keys": []}), "HS256 publishes no keys");
 }

@@ -175,7 +175,12 @@ impl From<AuthError> for ProblemResponse {
             AuthError::InvalidClient { .. } => {
                 Self::from_status(StatusCode::UNAUTHORIZED, err.to_string())
             }
-            AuthError::UserNotFound => Self::from_status(StatusCode::NOT_FOUND, err.to_string()),
+            AuthError::UserNotFound | AuthError::ClientNotFound(_) => {
+                Self::from_status(StatusCode::NOT_FOUND, err.to_string())
+            }
+            AuthError::ClientConfigured(_) => {
+                Self::from_status(StatusCode::CONFLICT, err.to_string())
+            }
             AuthError::Throttled { retry_after: wait } => {
                 Self::too_many_requests(err.to_string(), wait)
             }
@@ -306,6 +311,9 @@ impl From<AuthError> for OAuthError {
             AuthError::UnsupportedGrantType => Self::unsupported_grant_type(),
             AuthError::UserNotFound => {
                 Self::BadRequest(oauth_body("invalid_grant", "invalid username or password"))
+            }
+            AuthError::ClientNotFound(_) | AuthError::ClientConfigured(_) => {
+                Self::BadRequest(oauth_body("invalid_request", err.to_string()))
             }
             AuthError::InvalidToken(_) => Self::BadRequest(oauth_body(
                 "invalid_grant",
