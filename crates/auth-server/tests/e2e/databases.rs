@@ -53,6 +53,19 @@ macro_rules! database_backend_cases {
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn client_cli_manages_clients() {
+            let db = <$db>::create().await;
+            crate::code_flow::client_cli_manages_clients(&env(db.url())).await;
+        }
+
+        /// Each step of the browser flow on a different replica.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn code_flow_across_three_replicas() {
+            let db = <$db>::create().await;
+            crate::code_flow::code_flow_across_replicas(&env(db.url())).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn without_auto_migrate_serve_refuses_an_old_schema_until_migrated() {
             let db = <$db>::create().await;
             serve_refuses_an_old_schema_until_migrated(&env(db.url()), $first_step).await;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod code_flow;
 mod connections;
 mod databases;
 mod keys;
