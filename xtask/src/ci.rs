@@ -28,6 +28,9 @@ pub fn run() -> Result<()> {
         totals = crate::test::run(&[])?;
         Ok(())
     })?;
+    step("browser tests (headless Chromium, Authlib)", || {
+        crate::browser::run_tests(&[])
+    })?;
     step("API fuzzing (schemathesis)", crate::api_fuzz::run)?;
     step("fuzzing (libFuzzer, 5 s per target)", || {
         crate::fuzz::run(5)

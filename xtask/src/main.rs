@@ -4,6 +4,7 @@
 
 mod api_fuzz;
 mod bench;
+mod browser;
 mod ci;
 mod deploy;
 mod fuzz;
@@ -33,6 +34,12 @@ enum Task {
     /// test server itself unless TESSERA_TEST_MONGO_URL names one; see README).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// The hosted pages in headless Chromium (Debian's), with Authlib as the client.
+    Browser {
+        /// Extra arguments for pytest (e.g. `-k consent`).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
@@ -84,6 +91,7 @@ fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Ci => ci::run(),
         Task::Test { args } => test::run(&args).map(|_| ()),
+        Task::Browser { args } => browser::run_tests(&args),
         Task::Dev => process::cargo(&["run", "--release", "-p", "auth-server"], &[]),
         Task::Migrate { backend, url } => migrate::run(backend, url),
         Task::Bench {

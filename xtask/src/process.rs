@@ -43,6 +43,25 @@ pub fn python_tool(binary: &str, requirement: &str) -> Result<PathBuf> {
     Ok(tool)
 }
 
+/// A git-ignored venv named `name` holding exactly `requirements`
+/// (reinstalled when the list changes); returns its Python.
+pub fn python_env(name: &str, requirements: &[&str]) -> Result<PathBuf> {
+    let venv = workspace_root().join(name);
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    let stamp = venv.join("requirements.installed");
+    let wanted = requirements.join("\n");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "-q"])
+            .args(requirements))?;
+        std::fs::write(&stamp, &wanted)?;
+    }
+    Ok(python)
+}
+
 pub fn run(command: &mut Command) -> Result<()> {
     let status = command
         .status()
