@@ -117,7 +117,7 @@ pub struct AuthorizationCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
     /// This call won: the code is now used.
-    Redeemed(AuthorizationCode),
+    Redeemed(Box<AuthorizationCode>),
     /// The code was used before; its session must be revoked.
     AlreadyUsed { session_id: Uuid },
     /// Unknown or expired.

@@ -57,7 +57,17 @@ pub fn build_state<S: Store>(
     let service = AuthService::new(store, hasher, tokens, policy);
     Ok(Arc::new(AppState {
         service,
-        scopes: config.tokens.scopes.clone(),
+        // Everything a client can be granted: the password grant's scopes
+        // and those of the configured clients (stored clients may add more).
+        scopes: config
+            .tokens
+            .scopes
+            .iter()
+            .chain(config.clients.iter().flat_map(|c| &c.scopes))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         jwks: keys_jwks.iter().map(Into::into).collect(),
         rate_limiter: Arc::new(crate::api::rate_limit::AddressLimiter::new(
             &config.rate_limit,

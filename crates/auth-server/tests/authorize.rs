@@ -866,3 +866,24 @@ async fn concurrent_redemptions_of_one_code_have_one_winner() {
         replies.iter().map(|r| r.status).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn signing_in_again_ends_the_browsers_previous_session() {
+    let app = app();
+    let mut browser = Browser::new(&app);
+    app.register("quin", "quin@example.org").await;
+    app.register("rhea", "rhea@example.org").await;
+    let start = browser.get(&web_request("")).await;
+    browser.sign_in(&location(&start), "quin").await;
+    let old_cookie = browser.cookies["tessera_session"].clone();
+    let again = browser.get(&web_request("&prompt=login")).await;
+    browser.sign_in(&location(&again), "rhea").await;
+    assert_ne!(browser.cookies["tessera_session"], old_cookie);
+    let mut replay = Browser::new(&app);
+    replay.cookies.insert("tessera_session".into(), old_cookie);
+    let with_old = replay.get(&web_request("")).await;
+    assert!(
+        location(&with_old).starts_with("/sign-in?"),
+        "the replaced session no longer signs anyone in"
+    );
+}

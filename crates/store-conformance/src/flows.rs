@@ -126,7 +126,7 @@ pub async fn a_code_is_redeemed_once_then_reported_used<S: Store>(store: &S) {
         .redeem_authorization_code(&issued.digest, now())
         .await
         .expect("redeem");
-    assert_eq!(first, CodeRedemption::Redeemed(issued.clone()));
+    assert_eq!(first, CodeRedemption::Redeemed(Box::new(issued.clone())));
     let second = store
         .redeem_authorization_code(&issued.digest, now())
         .await

@@ -442,7 +442,7 @@ impl FlowStore for MemoryStore {
             },
             Some((code, used)) if code.expires_at > now => {
                 *used = true;
-                CodeRedemption::Redeemed(code.clone())
+                CodeRedemption::Redeemed(Box::new(code.clone()))
             }
             _ => CodeRedemption::Invalid,
         })

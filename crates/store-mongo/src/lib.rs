@@ -756,7 +756,7 @@ impl FlowStore for MongoStore {
                 .await
                 .map_err(map_error)?;
             if let Some(code) = won {
-                return Ok(CodeRedemption::Redeemed(code.try_into()?));
+                return Ok(CodeRedemption::Redeemed(Box::new(code.try_into()?)));
             }
             let used = self
                 .codes()

@@ -475,7 +475,7 @@ impl FlowStore for SqlStore<Db> {
             .await
             .map_err(map_error)?;
         if let Some(row) = won {
-            return Ok(CodeRedemption::Redeemed(row.try_into()?));
+            return Ok(CodeRedemption::Redeemed(Box::new(row.try_into()?)));
         }
         let used: Option<Uuid> = sqlx::query_scalar(
             "SELECT session_id FROM authorization_codes WHERE digest = $1 AND used_at IS NOT NULL",

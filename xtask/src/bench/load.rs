@@ -28,6 +28,28 @@ pub enum Scenario {
     Refresh { seeds: Arc<Vec<String>> },
     /// `POST /users` with fresh names.
     Register { prefix: String },
+    /// `GET /sign-in?request=...`: renders the hosted sign-in page for a
+    /// pending request (the browser already holds its CSRF cookie).
+    SignInPage {
+        paths: Arc<Vec<String>>,
+        cookie: String,
+    },
+    /// `GET /authorize` from a signed-in browser of a first-party client:
+    /// straight back with a code. Each connection keeps the codes it gets
+    /// and stops at `quota`.
+    Authorize {
+        path: String,
+        cookies: Arc<Vec<String>>,
+        minted: Arc<Vec<std::sync::Mutex<Vec<String>>>>,
+        quota: usize,
+    },
+    /// `POST /token` authorization-code grants: each connection redeems
+    /// codes from its own pre-minted share and stops when it runs out.
+    Redeem {
+        codes: Arc<Vec<std::sync::Mutex<Vec<String>>>>,
+        /// The rest of the form: redirect_uri, code_verifier, client credentials.
+        form_tail: String,
+    },
 }
 
 pub const PASSWORD: &str = "bench horse battery staple";
@@ -36,6 +58,7 @@ impl Scenario {
     fn expected(&self) -> StatusCode {
         match self {
             Scenario::Register { .. } => StatusCode::CREATED,
+            Scenario::Authorize { .. } => StatusCode::FOUND,
             _ => StatusCode::OK,
         }
     }
@@ -68,6 +91,17 @@ impl Scenario {
                 ))
             }
             Scenario::Refresh { .. } => form(format!("grant_type=refresh_token&refresh_token={chain}")),
+            Scenario::Redeem { form_tail, .. } => form(format!(
+                "grant_type=authorization_code&code={chain}&{form_tail}"
+            )),
+            Scenario::Authorize { path, cookies, .. } => Request::get(path.as_str())
+                .header("host", "bench")
+                .header("cookie", cookies[worker % cookies.len()].as_str())
+                .body(Full::default()),
+            Scenario::SignInPage { paths, cookie } => Request::get(paths[worker % paths.len()].as_str())
+                .header("host", "bench")
+                .header("cookie", cookie.as_str())
+                .body(Full::default()),
             Scenario::Register { prefix } => Request::post("/users")
                 .header("host", "bench")
                 .header("content-type", "application/json")
@@ -164,6 +198,24 @@ async fn drive(
     let mut sender = connect(addr).await?;
     let mut n = 0u64;
     while Instant::now() < deadline {
+        if let Scenario::Authorize { minted, quota, .. } = &scenario {
+            let have = minted[worker % minted.len()].lock().map_or(0, |m| m.len());
+            if have >= *quota {
+                break;
+            }
+        }
+        if let Scenario::Redeem { codes, .. } = &scenario {
+            // A worker that has redeemed its share is done (the run's
+            // elapsed time then ends with the last worker).
+            let next = codes[worker % codes.len()]
+                .lock()
+                .ok()
+                .and_then(|mut share| share.pop());
+            match next {
+                Some(code) => chain = code,
+                None => break,
+            }
+        }
         let request = scenario.request(worker, n, &chain);
         n += 1;
         let sent = Instant::now();
@@ -176,6 +228,11 @@ async fn drive(
             }
         };
         let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = response.into_body().collect().await?.to_bytes();
         let micros = (sent.elapsed().as_micros() as u64).clamp(1, MAX_MICROS);
         sample.micros.record(micros)?;
@@ -184,6 +241,13 @@ async fn drive(
             continue;
         }
         sample.ok += 1;
+        if let (Scenario::Authorize { minted, .. }, Some(location)) = (&scenario, &location) {
+            if let Some(code) = code_in(location) {
+                if let Ok(mut share) = minted[worker % minted.len()].lock() {
+                    share.push(code);
+                }
+            }
+        }
         if matches!(scenario, Scenario::Refresh { .. }) {
             let reply: serde_json::Value = serde_json::from_slice(&body)?;
             if let Some(next) = reply["refresh_token"].as_str() {
@@ -192,6 +256,63 @@ async fn drive(
         }
     }
     Ok(sample)
+}
+
+/// An answer outside a load run: status, headers, body text.
+pub struct Raw {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub text: String,
+}
+
+impl Raw {
+    /// The `Location` header, or "".
+    pub fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// `name=value` of the first `Set-Cookie` for `name`.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default())
+            .find(|pair| pair.starts_with(&format!("{name}=")))
+            .map(str::to_owned)
+    }
+}
+
+/// One request with headers (the browser flow's seeding).
+pub async fn call_raw(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> Result<Raw> {
+    let mut sender = connect(addr).await?;
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "bench");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = sender
+        .send_request(request.body(Full::new(Bytes::from(body)))?)
+        .await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok(Raw {
+        status,
+        headers,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    })
 }
 
 /// One request outside a load run (seeding): status and body.
@@ -213,4 +334,13 @@ pub async fn call(
     let status = response.status();
     let bytes = response.into_body().collect().await?.to_bytes();
     Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
+}
+
+/// The `code` parameter of a redirect back to the client.
+pub fn code_in(location: &str) -> Option<String> {
+    let query = location.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("code="))
+        .map(str::to_owned)
 }

@@ -3,6 +3,7 @@
 //! ratios (not the absolute numbers, which drift on shared machines) carry
 //! the claims.
 
+mod flow;
 pub mod load;
 pub mod server;
 
@@ -104,11 +105,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for backend in &args.backends {
         if let Some(baseline) = &args.baseline {
             println!("==> {backend} (baseline: {})", baseline.display());
-            let (before, _) = runtime.block_on(bench_backend(baseline, backend, args))?;
+            let (before, _) = runtime.block_on(bench_backend(baseline, backend, args, true))?;
             baseline_rows.extend(before);
         }
         println!("==> {backend}");
-        let (backend_rows, idle_rss) = runtime.block_on(bench_backend(&binary, backend, args))?;
+        let (backend_rows, idle_rss) =
+            runtime.block_on(bench_backend(&binary, backend, args, false))?;
         summaries.push(summary(
             backend,
             &backend_rows,
@@ -177,9 +179,21 @@ fn argon2_hashes_per_second(budget: Duration) -> Result<f64> {
     Ok(f64::from(hashes) / started.elapsed().as_secs_f64())
 }
 
-async fn bench_backend(binary: &Path, backend: &str, args: &BenchArgs) -> Result<(Vec<Row>, f64)> {
+/// Benches one binary on one backend. `baseline`: an older build, which
+/// may predate the browser flow (its scenarios are then left out).
+async fn bench_backend(
+    binary: &Path,
+    backend: &str,
+    args: &BenchArgs,
+    baseline: bool,
+) -> Result<(Vec<Row>, f64)> {
     let data = tempfile::tempdir()?;
+    let config = data.path().join("bench.toml");
+    std::fs::write(&config, flow::client_config())?;
     let mut env = vec![
+        ("TESSERA_CONFIG", config.display().to_string()),
+        // Minting runs ahead of redeeming: codes must outlive the minting.
+        ("TESSERA_OAUTH__CODE_TTL", "10m".to_owned()),
         ("TESSERA_STORAGE__BACKEND", backend.to_owned()),
         ("TESSERA_DATA_DIR", data.path().display().to_string()),
         (
@@ -223,14 +237,15 @@ async fn bench_backend(binary: &Path, backend: &str, args: &BenchArgs) -> Result
     let seeded = seed(addr, args.users).await?;
     let conns = args.connections;
     let mut rows = Vec::new();
-    let mut measure = |name: &'static str, sample: Sample, server: &Server| -> Result<()> {
+    let mut measure = |name: &'static str, sample: Sample, server: &Server| -> Result<f64> {
         let row = Row::new(backend, name, &sample, server.peak_rss_mib()?);
         println!(
             "    {name:<12} {:>9.0} req/s  p99 {:>7.2} ms  errors {}",
             row.rps, row.p99, row.errors
         );
+        let rps = row.rps;
         rows.push(row);
-        Ok(())
+        Ok(rps)
     };
 
     server.reset_peak();
@@ -259,8 +274,32 @@ async fn bench_backend(binary: &Path, backend: &str, args: &BenchArgs) -> Result
         args.duration,
     )
     .await?;
-    measure("refresh", s, &server)?;
+    let refresh_rps = measure("refresh", s, &server)?;
     server.reset_peak();
+    match flow::prepare(
+        addr,
+        &seeded.usernames[..seeded.usernames.len().min(8)],
+        conns,
+    )
+    .await
+    {
+        Ok(prepared) => {
+            let s = load::run(addr, flow::sign_in_page(&prepared), conns, args.duration).await?;
+            measure("sign_in_page", s, &server)?;
+            server.reset_peak();
+            // Enough codes for the redemption run at 125 % of the refresh rate.
+            let wanted =
+                (refresh_rps * args.duration.as_secs_f64() * 1.25).clamp(1000.0, 400_000.0);
+            let (s, codes) = flow::mint(addr, &prepared, wanted as usize, conns).await?;
+            measure("authorize", s, &server)?;
+            server.reset_peak();
+            let s = load::run(addr, flow::redeem(codes), conns, args.duration).await?;
+            measure("code_redeem", s, &server)?;
+            server.reset_peak();
+        }
+        Err(e) if baseline => println!("    browser-flow scenarios left out: {e:#}"),
+        Err(e) => return Err(e.context("preparing the browser-flow scenarios")),
+    }
     let register = Scenario::Register {
         prefix: "bench".into(),
     };
@@ -364,6 +403,8 @@ fn summary(backend: &str, rows: &[Row], idle_rss: f64, hashes_per_sec: f64, core
     let login_vs_limit = rps("login") / (hashes_per_sec * cores as f64).max(f64::MIN_POSITIVE);
     let storm_p99 = p99("me_in_storm") / p99("users_me").max(f64::MIN_POSITIVE);
     let refresh_per_core = rps("refresh") / cores as f64;
+    let code_vs_refresh = rps("code_redeem") / rps("refresh").max(f64::MIN_POSITIVE);
+    let page_vs_floor = rps("sign_in_page") / rps("healthz").max(f64::MIN_POSITIVE);
     let peak = rows
         .iter()
         .filter(|r| r.backend == backend)
@@ -375,14 +416,19 @@ fn summary(backend: &str, rows: &[Row], idle_rss: f64, hashes_per_sec: f64, core
         "logins_over_hash_limit": login_vs_limit,
         "me_p99_storm_over_idle": storm_p99,
         "refresh_per_core": refresh_per_core,
+        "code_redeem_over_refresh": code_vs_refresh,
+        "sign_in_page_over_healthz": page_vs_floor,
         "idle_rss_mib": idle_rss,
         "peak_rss_mib": peak,
         "text": format!(
             "{backend:<9} /users/me = {:.0}% of /healthz | logins = {:.0}% of {cores} x {hashes_per_sec:.1} hashes/s | \
              /users/me p99 in login storm = {storm_p99:.2}x idle | refresh {refresh_per_core:.0}/s per core | \
+             code redemption = {:.0}% of refresh | sign-in page = {:.0}% of /healthz | \
              RSS idle {idle_rss:.1} MiB, peak {peak:.1} MiB",
             me_vs_floor * 100.0,
             login_vs_limit * 100.0,
+            code_vs_refresh * 100.0,
+            page_vs_floor * 100.0,
         ),
     })
 }
@@ -390,12 +436,12 @@ fn summary(backend: &str, rows: &[Row], idle_rss: f64, hashes_per_sec: f64, core
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "{:<9} {:<12} {:>10} {:>9} {:>9} {:>9} {:>7} {:>10}",
+        "{:<9} {:<13} {:>10} {:>9} {:>9} {:>9} {:>7} {:>10}",
         "backend", "scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "peak MiB"
     );
     for r in rows {
         println!(
-            "{:<9} {:<12} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>10.1}",
+            "{:<9} {:<13} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>10.1}",
             r.backend, r.scenario, r.rps, r.p50, r.p99, r.p999, r.errors, r.peak_rss_mib
         );
     }

@@ -256,14 +256,21 @@ impl<S: Store> Flow<'_, S> {
         };
         let csrf_token = field(&form, "csrf_token").unwrap_or_default();
         match page {
-            Page::SignIn => self.sign_in(&pending, &client, csrf_token, &form).await,
-            Page::SignUp => self.sign_up(&pending, &client, csrf_token, &form).await,
+            Page::SignIn => {
+                self.sign_in(req, &pending, &client, csrf_token, &form)
+                    .await
+            }
+            Page::SignUp => {
+                self.sign_up(req, &pending, &client, csrf_token, &form)
+                    .await
+            }
             Page::Consent => self.consent(req, &pending, &client, &form).await,
         }
     }
 
     async fn sign_in(
         &self,
+        req: &Request,
         pending: &PendingAuthorization,
         client: &Client,
         csrf_token: &str,
@@ -284,16 +291,7 @@ impl<S: Store> Flow<'_, S> {
         match self.service.browser_sign_in(username, password).await {
             Ok(signed_in) => {
                 metrics::record_login("success");
-                let set_session = self.pages.cookies.set_session(signed_in.cookie.expose());
-                let browser = (signed_in.session, signed_in.user);
-                let progress = Progress {
-                    signed_in: true,
-                    consented: false,
-                };
-                let next = self
-                    .continue_after(pending, client, &browser, progress)
-                    .await;
-                with_cookie(next, Some(set_session))
+                self.started(req, pending, client, signed_in).await
             }
             Err(e @ (AuthError::InvalidCredentials | AuthError::AccountDisabled)) => {
                 metrics::record_login(metrics::outcome_of(&e));
@@ -315,6 +313,7 @@ impl<S: Store> Flow<'_, S> {
 
     async fn sign_up(
         &self,
+        req: &Request,
         pending: &PendingAuthorization,
         client: &Client,
         csrf_token: &str,
@@ -329,16 +328,7 @@ impl<S: Store> Flow<'_, S> {
         match self.service.browser_sign_up(&registration).await {
             Ok(signed_in) => {
                 metrics::record_registration("success");
-                let set_session = self.pages.cookies.set_session(signed_in.cookie.expose());
-                let browser = (signed_in.session, signed_in.user);
-                let progress = Progress {
-                    signed_in: true,
-                    consented: false,
-                };
-                let next = self
-                    .continue_after(pending, client, &browser, progress)
-                    .await;
-                with_cookie(next, Some(set_session))
+                self.started(req, pending, client, signed_in).await
             }
             Err(AuthError::Validation(errors)) => {
                 metrics::record_registration("invalid");
@@ -420,6 +410,38 @@ impl<S: Store> Flow<'_, S> {
                 "Go back and choose one of the two buttons.",
             ),
         }
+    }
+
+    /// A browser just signed in (or signed up): the session it had before,
+    /// if any, ends (no session fixation, no orphan), the new cookie is set,
+    /// and the flow goes on.
+    async fn started(
+        &self,
+        req: &Request,
+        pending: &PendingAuthorization,
+        client: &Client,
+        signed_in: auth_core::BrowserSignIn,
+    ) -> Response {
+        if let Some(previous) = self.pages.cookies.session(req) {
+            if let Err(e) = self.service.end_browser_session(previous).await {
+                return self.pages.auth_error(&e);
+            }
+        }
+        tracing::info!(
+            user_id = %signed_in.user.id,
+            client_id = %client.id,
+            "browser signed in"
+        );
+        let set_session = self.pages.cookies.set_session(signed_in.cookie.expose());
+        let browser = (signed_in.session, signed_in.user);
+        let progress = Progress {
+            signed_in: true,
+            consented: false,
+        };
+        let next = self
+            .continue_after(pending, client, &browser, progress)
+            .await;
+        with_cookie(next, Some(set_session))
     }
 
     /// After a form: 303 to the next page or back to the client.
