@@ -84,51 +84,35 @@ impl<S> AuthorizeApi<S> {
     }
 }
 
-const PARAMETERS: [&str; 13] = [
-    "client_id",
-    "redirect_uri",
-    "response_type",
-    "scope",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-    "nonce",
-    "prompt",
-    "max_age",
-    "login_hint",
-    "request",
-    "request_uri",
-];
-
-/// The request's parameters; a repeated one is remembered as such.
+/// The request's parameters; a repeated one is remembered as such (and
+/// counts as absent).
 fn query_of(form: &FormParams) -> AuthorizationQuery {
-    let mut query = AuthorizationQuery::default();
-    let mut get = |name: &'static str| match form.single(name) {
+    let mut repeated = Vec::new();
+    let mut get = |name: &str| match form.single(name) {
         Ok(value) => value.map(str::to_owned),
         Err(_) => {
-            query.repeated.push(name.to_owned());
+            repeated.push(name.to_owned());
             None
         }
     };
-    let values = PARAMETERS.map(&mut get);
-    let [client_id, redirect_uri, response_type, scope, state, code_challenge, code_challenge_method, nonce, prompt, max_age, login_hint, request, request_uri] =
-        values;
-    AuthorizationQuery {
-        client_id,
-        redirect_uri,
-        response_type,
-        scope,
-        state,
-        code_challenge,
-        code_challenge_method,
-        nonce,
-        prompt,
-        max_age,
-        login_hint,
-        request,
-        request_uri,
-        repeated: query.repeated,
-    }
+    let mut query = AuthorizationQuery {
+        client_id: get("client_id"),
+        redirect_uri: get("redirect_uri"),
+        response_type: get("response_type"),
+        scope: get("scope"),
+        state: get("state"),
+        code_challenge: get("code_challenge"),
+        code_challenge_method: get("code_challenge_method"),
+        nonce: get("nonce"),
+        prompt: get("prompt"),
+        max_age: get("max_age"),
+        login_hint: get("login_hint"),
+        request: get("request"),
+        request_uri: get("request_uri"),
+        repeated: Vec::new(),
+    };
+    query.repeated = repeated;
+    query
 }
 
 #[OpenApi(tag = "AuthorizeTag::Authorization")]

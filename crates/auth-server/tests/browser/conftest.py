@@ -37,7 +37,9 @@ class CallbackServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                seen.append(f"http://127.0.0.1:{self.server.server_port}{self.path}")
+                # Browsers also ask for /favicon.ico: not a redirect.
+                if self.path.startswith("/callback"):
+                    seen.append(f"http://127.0.0.1:{self.server.server_port}{self.path}")
                 body = b"<!doctype html><title>callback</title><p>back at the app</p>"
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html")

@@ -33,7 +33,8 @@ def start(tessera, session, **extra):
 def wait_for_callback(page, tessera):
     """Waits until the browser is back at the client; the URL it arrived at."""
     page.wait_for_url(re.compile(re.escape(tessera.callback) + ".*"))
-    return tessera.callbacks.seen[-1]
+    assert page.url in tessera.callbacks.seen, "the client's server saw the redirect"
+    return page.url
 
 
 def sign_in(page, login, password=PASSWORD):
