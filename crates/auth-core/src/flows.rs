@@ -4,6 +4,9 @@
 //!
 //! The pages in `auth-server` only render what these functions decide.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -17,6 +20,45 @@ use crate::model::User;
 use crate::refresh::OpaqueToken;
 use crate::service::{chrono_duration, AuthService, Registration};
 use crate::store::Store;
+
+/// Pending requests this process kept or read, so that *showing* a page
+/// needs no store round trip (the sign-in page is the most visited page of
+/// all). Pending requests never change once stored, so a copy is exact; one
+/// answered on another replica may still be shown from here, but every form
+/// *submission* reads the store, which is what decides.
+#[derive(Debug, Default)]
+pub struct PendingCache {
+    entries: Mutex<HashMap<Uuid, PendingAuthorization>>,
+}
+
+/// Most pending requests a process keeps copies of (about 1 KiB each).
+const PENDING_CACHE_CAPACITY: usize = 10_000;
+
+impl PendingCache {
+    fn get(&self, id: Uuid, now: DateTime<Utc>) -> Option<PendingAuthorization> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(&id).filter(|p| p.expires_at > now).cloned()
+    }
+
+    fn put(&self, pending: &PendingAuthorization, now: DateTime<Utc>) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= PENDING_CACHE_CAPACITY {
+            entries.retain(|_, p| p.expires_at > now);
+            if entries.len() >= PENDING_CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(pending.id, pending.clone());
+    }
+
+    fn remove(&self, id: Uuid) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&id);
+        }
+    }
+}
 
 /// Longest `state`, `nonce` or `login_hint` kept (they are stored and echoed).
 const MAX_ECHOED_PARAM: usize = 2048;
@@ -346,22 +388,42 @@ impl<S: Store> AuthService<S> {
             expires_at: now + chrono_duration(self.policy().oauth.request_ttl),
         };
         self.store().insert_authorization_request(&pending).await?;
+        self.pending_pages().put(&pending, now);
         Ok(pending)
     }
 
     /// A pending request that has not expired, with its client (which may
-    /// have been deleted since: then `None`).
+    /// have been deleted since: then `None`), as the store has it: what a
+    /// form submission acts on.
     pub async fn pending(
         &self,
         id: Uuid,
     ) -> Result<Option<(PendingAuthorization, Client)>, AuthError> {
-        let Some(pending) = self
-            .store()
-            .find_authorization_request(id, Utc::now())
-            .await?
-        else {
+        let now = Utc::now();
+        let Some(pending) = self.store().find_authorization_request(id, now).await? else {
+            self.pending_pages().remove(id);
             return Ok(None);
         };
+        self.pending_pages().put(&pending, now);
+        self.with_client(pending).await
+    }
+
+    /// Like [`pending`](Self::pending), but from this process's copy when
+    /// it has one: for *showing* a page, never for acting on a form.
+    pub async fn pending_for_page(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(PendingAuthorization, Client)>, AuthError> {
+        match self.pending_pages().get(id, Utc::now()) {
+            Some(pending) => self.with_client(pending).await,
+            None => self.pending(id).await,
+        }
+    }
+
+    async fn with_client(
+        &self,
+        pending: PendingAuthorization,
+    ) -> Result<Option<(PendingAuthorization, Client)>, AuthError> {
         Ok(self
             .find_client(&pending.params.client_id)
             .await?
@@ -370,6 +432,7 @@ impl<S: Store> AuthService<S> {
 
     /// Forgets a pending request once it is answered.
     pub async fn finish_pending(&self, id: Uuid) -> Result<(), AuthError> {
+        self.pending_pages().remove(id);
         self.store().delete_authorization_request(id).await?;
         Ok(())
     }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::AuthError;
+use crate::flows::PendingCache;
 use crate::model::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, User};
 use crate::oauth::{OAuthPolicy, TokenClient};
 use crate::password::PasswordHasher;
@@ -137,6 +138,7 @@ pub struct AuthService<S> {
     hasher: PasswordHasher,
     tokens: TokenIssuer,
     policy: SessionPolicy,
+    pending_pages: PendingCache,
 }
 
 pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
@@ -155,7 +157,12 @@ impl<S: Store> AuthService<S> {
             hasher,
             tokens,
             policy,
+            pending_pages: PendingCache::default(),
         }
+    }
+
+    pub(crate) fn pending_pages(&self) -> &PendingCache {
+        &self.pending_pages
     }
 
     pub fn store(&self) -> &S {

@@ -91,6 +91,13 @@ pub trait Dialect: Database {
     /// A query answering whether sqlx's migration table exists yet.
     const MIGRATION_TABLE_EXISTS: &'static str;
 
+    /// Inserting a session and its first refresh token in one statement,
+    /// bound like [`SESSION_INSERT`](crate::rows::SESSION_INSERT) followed by
+    /// the token's digest, issue and expiry times — where the database can
+    /// (PostgreSQL: a data-modifying CTE, one round trip instead of four).
+    /// `None`: two inserts in a transaction (SQLite, in-process anyway).
+    const SESSION_WITH_TOKEN_INSERT: Option<&'static str>;
+
     /// How times are bound: PostgreSQL has `timestamptz`; SQLite stores
     /// fixed-width RFC 3339 text, so that comparing strings compares times.
     type Time: for<'q> sqlx::Encode<'q, Self> + sqlx::Type<Self> + Send + Sync + 'static;

@@ -53,6 +53,12 @@ impl Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const MIGRATION_TABLE_EXISTS: &'static str =
         "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
+    const SESSION_WITH_TOKEN_INSERT: Option<&'static str> = Some(
+        "WITH s AS (INSERT INTO sessions (id, user_id, created_at, expires_at, revoked_at, scope, \
+         client_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id) \
+         INSERT INTO refresh_tokens (digest, session_id, issued_at, expires_at) \
+         SELECT $8, s.id, $9, $10 FROM s",
+    );
 
     type Time = DateTime<Utc>;
 

@@ -23,7 +23,7 @@ use crate::rows::{
 };
 use crate::rows::{
     to_json, BrowserSessionUserRow, ClientRow, CodeRow, RequestRow, BROWSER_SESSION_COLUMNS,
-    CLIENT_COLUMNS, CODE_COLUMNS,
+    CLIENT_COLUMNS, CODE_COLUMNS, SESSION_INSERT,
 };
 use crate::{Dialect, SqlStore};
 
@@ -179,21 +179,31 @@ impl SessionStore for SqlStore<Db> {
         session: &Session,
         first_token: &NewRefreshToken,
     ) -> Result<(), StoreError> {
+        let bind_session = |sql| {
+            sqlx::query(sql)
+                .bind(session.id)
+                .bind(session.user_id)
+                .bind(Db::time(session.created_at))
+                .bind(Db::time(session.expires_at))
+                .bind(session.revoked_at.map(Db::time))
+                .bind(&session.scope)
+                .bind(&session.client_id)
+        };
+        if let Some(both) = Db::SESSION_WITH_TOKEN_INSERT {
+            bind_session(both)
+                .bind(first_token.digest.as_slice())
+                .bind(Db::time(first_token.issued_at))
+                .bind(Db::time(first_token.expires_at))
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)?;
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await.map_err(map_error)?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, expires_at, revoked_at, scope, client_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(session.id)
-        .bind(session.user_id)
-        .bind(Db::time(session.created_at))
-        .bind(Db::time(session.expires_at))
-        .bind(session.revoked_at.map(Db::time))
-        .bind(&session.scope)
-        .bind(&session.client_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
+        bind_session(SESSION_INSERT)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
         Self::insert_refresh_token(&mut tx, first_token, session.id).await?;
         tx.commit().await.map_err(map_error)
     }

@@ -54,6 +54,11 @@ pub fn pending_migrations(migrator: &Migrator, applied: &[i64]) -> Vec<String> {
         .collect()
 }
 
+/// Inserts a session: `$1`..`$7` are id, user id, created, expires,
+/// revoked, scope, client id.
+pub const SESSION_INSERT: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, \
+    revoked_at, scope, client_id) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
 /// Session columns, aliased so they can sit beside [`USER_COLUMNS`] in one
 /// row (`s` = sessions).
 pub const SESSION_COLUMNS: &str = "s.id AS session_id, s.user_id AS session_user_id, \

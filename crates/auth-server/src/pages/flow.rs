@@ -185,21 +185,27 @@ fn with_cookie(mut resp: Response, set_cookie: Option<String>) -> Response {
 }
 
 impl<S: Store> Flow<'_, S> {
-    /// The pending request named by `id`, with its client.
+    /// The pending request named by `id`, with its client: from this
+    /// process's copy to show a page, from the store to act on a form.
     async fn pending(
         &self,
         id: Option<&str>,
+        for_page: bool,
     ) -> Result<Option<(PendingAuthorization, Client)>, AuthError> {
         let Some(id) = id.and_then(|id| Uuid::parse_str(id).ok()) else {
             return Ok(None);
         };
-        self.service.pending(id).await
+        if for_page {
+            self.service.pending_for_page(id).await
+        } else {
+            self.service.pending(id).await
+        }
     }
 
     async fn show(&self, page: Page, req: &Request) -> Response {
         let query =
             parse_form(req.uri().query().unwrap_or_default().as_bytes()).unwrap_or_default();
-        let (pending, client) = match self.pending(field(&query, "request")).await {
+        let (pending, client) = match self.pending(field(&query, "request"), true).await {
             Ok(Some(found)) => found,
             Ok(None) => return self.pages.request_expired(),
             Err(e) => return self.pages.auth_error(&e),
@@ -249,7 +255,7 @@ impl<S: Store> Flow<'_, S> {
         {
             return self.pages.forbidden_form();
         }
-        let (pending, client) = match self.pending(field(&form, "request")).await {
+        let (pending, client) = match self.pending(field(&form, "request"), false).await {
             Ok(Some(found)) => found,
             Ok(None) => return self.pages.request_expired(),
             Err(e) => return self.pages.auth_error(&e),
