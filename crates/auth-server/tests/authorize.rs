@@ -887,3 +887,41 @@ async fn signing_in_again_ends_the_browsers_previous_session() {
         "the replaced session no longer signs anyone in"
     );
 }
+
+#[tokio::test]
+async fn a_form_acts_on_the_store_not_on_a_replicas_copy_of_the_request() {
+    let store = store_memory::MemoryStore::new();
+    let config = || {
+        let mut config = common::test_config();
+        config.clients = clients();
+        config
+    };
+    let a = TestApp::with_store(store.clone(), config());
+    let b = TestApp::with_store(store, config());
+    a.register("sal", "sal@example.org").await;
+    let mut on_a = Browser::new(&a);
+    let start = on_a.get(&web_request("")).await;
+    let page_path = location(&start);
+    let page = on_a.get(&page_path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    // The same request is answered on replica b (signed in, then denied).
+    let mut on_b = Browser::new(&b);
+    let signed_in = on_b.sign_in(&page_path, "sal").await;
+    let denied = on_b.submit(&location(&signed_in), "decision=deny").await;
+    assert_eq!(denied.status, StatusCode::SEE_OTHER);
+    // a still has its copy and may show the page, but its form is refused.
+    let csrf = hidden(&page.text, "csrf_token");
+    let request = hidden(&page.text, "request");
+    let late = on_a
+        .post(
+            "/sign-in",
+            &format!(
+                "csrf_token={csrf}&request={request}&username=sal&password={}",
+                encode(PASSWORD)
+            ),
+        )
+        .await;
+    assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.text);
+    assert!(late.text.contains("expired"));
+    assert!(late.header("set-cookie").is_none(), "no session started");
+}
