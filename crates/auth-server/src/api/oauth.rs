@@ -236,15 +236,7 @@ impl<S: Store> OAuthApi<S> {
         body: UrlEncoded<TokenParam>,
     ) -> Result<RevokeResponse, OAuthError> {
         let form = body.result?;
-        reject_repeats(
-            &form,
-            &["token", "token_type_hint", "client_id", "client_secret"],
-        )?;
-        self.state
-            .service
-            .authenticate_client(&client_auth::credentials(req, &form)?)
-            .await?;
-        let token = form.required("token")?;
+        let token = self.token_param(req, &form).await?;
         self.state.service.revoke(token, hint(&form)?).await?;
         metrics::record_revocation();
         Ok(RevokeResponse::Done)
@@ -258,15 +250,7 @@ impl<S: Store> OAuthApi<S> {
         body: UrlEncoded<TokenParam>,
     ) -> Result<Json<IntrospectionResponse>, OAuthError> {
         let form = body.result?;
-        reject_repeats(
-            &form,
-            &["token", "token_type_hint", "client_id", "client_secret"],
-        )?;
-        self.state
-            .service
-            .authenticate_client(&client_auth::credentials(req, &form)?)
-            .await?;
-        let token = form.required("token")?;
+        let token = self.token_param(req, &form).await?;
         let facts = self.state.service.introspect(token).await?;
         Ok(Json(match facts {
             None => IntrospectionResponse::default(),
@@ -282,6 +266,26 @@ impl<S: Store> OAuthApi<S> {
                 client_id: Some(facts.client_id),
             },
         }))
+    }
+}
+
+impl<S: Store> OAuthApi<S> {
+    /// What `/revoke` and `/introspect` share: no repeated parameter, the
+    /// client authenticated when it says who it is, and the `token`.
+    async fn token_param<'f>(
+        &self,
+        req: &poem::Request,
+        form: &'f FormParams,
+    ) -> Result<&'f str, OAuthError> {
+        reject_repeats(
+            form,
+            &["token", "token_type_hint", "client_id", "client_secret"],
+        )?;
+        self.state
+            .service
+            .authenticate_client(&client_auth::credentials(req, form)?)
+            .await?;
+        Ok(form.required("token")?)
     }
 }
 
