@@ -79,6 +79,18 @@ pub enum StoreError {
     Other(String),
 }
 
+/// A record's part kept as JSON text (a checked authorization request, what
+/// a code is bound to, lists of a client): written and read the same way by
+/// every store that keeps text.
+pub fn to_stored_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Other(format!("encoding JSON: {e}")))
+}
+
+/// Reads what [`to_stored_json`] wrote; anything else is a corrupt record.
+pub fn from_stored_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Other(format!("stored JSON: {e}")))
+}
+
 /// Declares a port trait whose methods are all async and return a
 /// `Result`, and implements it for [`Observed`]: each call is forwarded and
 /// reported to the observer under the method's name.

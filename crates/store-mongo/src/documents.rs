@@ -5,6 +5,7 @@
 //! request input into a document. A username such as `{"$ne": ""}` is a
 //! string here and can only ever be compared as one.
 
+use auth_core::store::{from_stored_json, to_stored_json};
 use auth_core::{
     AuthorizationCode, BrowserSession, Client, NewRefreshToken, NewUser, PendingAuthorization,
     RefreshTokenRecord, Session, StoreError, ThrottleState, TokenDigest, User,
@@ -245,14 +246,6 @@ pub(crate) struct MigrationDoc {
     pub applied_at: bson::DateTime,
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Other(format!("encoding JSON: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Other(format!("stored JSON: {e}")))
-}
-
 /// `clients`, keyed by client id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ClientDoc {
@@ -316,7 +309,7 @@ impl RequestDoc {
     pub fn new(request: &PendingAuthorization) -> Result<Self, StoreError> {
         Ok(Self {
             id: bson_uuid(request.id),
-            params: to_json(&request.params)?,
+            params: to_stored_json(&request.params)?,
             created_at: bson_time(request.created_at),
             expires_at: bson_time(request.expires_at),
         })
@@ -329,7 +322,7 @@ impl TryFrom<RequestDoc> for PendingAuthorization {
     fn try_from(doc: RequestDoc) -> Result<Self, StoreError> {
         Ok(PendingAuthorization {
             id: uuid(doc.id),
-            params: from_json(&doc.params)?,
+            params: from_stored_json(&doc.params)?,
             created_at: time(doc.created_at),
             expires_at: time(doc.expires_at),
         })
@@ -355,7 +348,7 @@ impl CodeDoc {
             digest: binary(&code.digest),
             client_id: code.client_id.clone(),
             session_id: bson_uuid(code.session_id),
-            grant_data: to_json(&code.grant)?,
+            grant_data: to_stored_json(&code.grant)?,
             created_at: bson_time(code.created_at),
             expires_at: bson_time(code.expires_at),
             used_at: None,
@@ -371,7 +364,7 @@ impl TryFrom<CodeDoc> for AuthorizationCode {
             digest: digest(doc.digest)?,
             client_id: doc.client_id,
             session_id: uuid(doc.session_id),
-            grant: from_json(&doc.grant_data)?,
+            grant: from_stored_json(&doc.grant_data)?,
             created_at: time(doc.created_at),
             expires_at: time(doc.expires_at),
         })

@@ -5,8 +5,8 @@
 //! Whatever differs between the databases goes through [`Dialect`].
 
 use auth_core::store::{
-    ClientStore, FlowStore, Lifecycle, SessionStore, Store, StoreError, ThrottleStore,
-    ThrottleUpdate, UserStore,
+    to_stored_json, ClientStore, FlowStore, Lifecycle, SessionStore, Store, StoreError,
+    ThrottleStore, ThrottleUpdate, UserStore,
 };
 use auth_core::{
     AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, NewRefreshToken, NewUser,
@@ -22,8 +22,8 @@ use crate::rows::{
     SESSION_COLUMNS, THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
 };
 use crate::rows::{
-    to_json, BrowserSessionUserRow, ClientRow, CodeRow, RequestRow, BROWSER_SESSION_COLUMNS,
-    CLIENT_COLUMNS, CODE_COLUMNS, SESSION_INSERT,
+    BrowserSessionUserRow, ClientRow, CodeRow, RequestRow, BROWSER_SESSION_COLUMNS, CLIENT_COLUMNS,
+    CODE_COLUMNS, SESSION_INSERT,
 };
 use crate::{Dialect, SqlStore};
 
@@ -344,10 +344,10 @@ impl ClientStore for SqlStore<Db> {
         .bind(&client.id)
         .bind(&client.name)
         .bind(client.secret_digest.as_ref().map(|d| d.as_slice()))
-        .bind(to_json(&client.redirect_uris)?)
-        .bind(to_json(&client.post_logout_redirect_uris)?)
-        .bind(to_json(&client.grant_types)?)
-        .bind(to_json(&client.scopes)?)
+        .bind(to_stored_json(&client.redirect_uris)?)
+        .bind(to_stored_json(&client.post_logout_redirect_uris)?)
+        .bind(to_stored_json(&client.grant_types)?)
+        .bind(to_stored_json(&client.scopes)?)
         .bind(client.first_party)
         .bind(Db::time(client.created_at))
         .execute(&self.pool)
@@ -384,10 +384,10 @@ impl ClientStore for SqlStore<Db> {
         .bind(&client.id)
         .bind(&client.name)
         .bind(client.secret_digest.as_ref().map(|d| d.as_slice()))
-        .bind(to_json(&client.redirect_uris)?)
-        .bind(to_json(&client.post_logout_redirect_uris)?)
-        .bind(to_json(&client.grant_types)?)
-        .bind(to_json(&client.scopes)?)
+        .bind(to_stored_json(&client.redirect_uris)?)
+        .bind(to_stored_json(&client.post_logout_redirect_uris)?)
+        .bind(to_stored_json(&client.grant_types)?)
+        .bind(to_stored_json(&client.scopes)?)
         .bind(client.first_party)
         .execute(&self.pool)
         .await
@@ -415,7 +415,7 @@ impl FlowStore for SqlStore<Db> {
              VALUES ($1, $2, $3, $4)",
         )
         .bind(request.id)
-        .bind(to_json(&request.params)?)
+        .bind(to_stored_json(&request.params)?)
         .bind(Db::time(request.created_at))
         .bind(Db::time(request.expires_at))
         .execute(&self.pool)
@@ -458,7 +458,7 @@ impl FlowStore for SqlStore<Db> {
         .bind(code.digest.as_slice())
         .bind(&code.client_id)
         .bind(code.session_id)
-        .bind(to_json(&code.grant)?)
+        .bind(to_stored_json(&code.grant)?)
         .bind(Db::time(code.created_at))
         .bind(Db::time(code.expires_at))
         .execute(&self.pool)

@@ -1,5 +1,6 @@
 //! Rows as both dialects return them, and the column lists that select them.
 
+use auth_core::store::from_stored_json;
 use auth_core::store::StoreError;
 use auth_core::{
     AuthorizationCode, BrowserSession, Client, Consumed, PendingAuthorization, RefreshTokenRecord,
@@ -210,15 +211,6 @@ pub fn as_sql_int(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// A value kept as JSON text (lists, the checked request a code is bound to).
-pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Other(format!("encoding JSON: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Other(format!("stored JSON: {e}")))
-}
-
 /// `clients` columns, in [`ClientRow`] order.
 pub const CLIENT_COLUMNS: &str = "id, name, secret_digest, redirect_uris, \
     post_logout_redirect_uris, grant_types, scopes, first_party, created_at";
@@ -244,10 +236,10 @@ impl TryFrom<ClientRow> for Client {
             id: row.id,
             name: row.name,
             secret_digest: row.secret_digest.map(to_digest).transpose()?,
-            redirect_uris: from_json(&row.redirect_uris)?,
-            post_logout_redirect_uris: from_json(&row.post_logout_redirect_uris)?,
-            grant_types: from_json(&row.grant_types)?,
-            scopes: from_json(&row.scopes)?,
+            redirect_uris: from_stored_json(&row.redirect_uris)?,
+            post_logout_redirect_uris: from_stored_json(&row.post_logout_redirect_uris)?,
+            grant_types: from_stored_json(&row.grant_types)?,
+            scopes: from_stored_json(&row.scopes)?,
             first_party: row.first_party,
             created_at: row.created_at,
         })
@@ -268,7 +260,7 @@ impl TryFrom<RequestRow> for PendingAuthorization {
     fn try_from(row: RequestRow) -> Result<Self, StoreError> {
         Ok(PendingAuthorization {
             id: row.id,
-            params: from_json(&row.params)?,
+            params: from_stored_json(&row.params)?,
             created_at: row.created_at,
             expires_at: row.expires_at,
         })
@@ -298,7 +290,7 @@ impl TryFrom<CodeRow> for AuthorizationCode {
             digest: to_digest(row.digest)?,
             client_id: row.client_id,
             session_id: row.session_id,
-            grant: from_json(&row.grant_data)?,
+            grant: from_stored_json(&row.grant_data)?,
             created_at: row.created_at,
             expires_at: row.expires_at,
         })
