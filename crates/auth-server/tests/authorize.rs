@@ -370,64 +370,43 @@ async fn a_redeemed_code_presented_again_is_invalid_grant_and_revokes_its_sessio
 #[tokio::test]
 async fn code_checks_refuse_every_mismatch() {
     let app = app();
-    let wrong_verifier = code_for(&app, "eve").await;
-    let reply = app
-        .post_form(
-            "/token",
-            &format!(
-                "grant_type=authorization_code&code={wrong_verifier}&redirect_uri={}\
-                 &code_verifier={}{}",
-                encode(WEB_CALLBACK),
+    let callback = encode(WEB_CALLBACK);
+    let cases = [
+        (
+            "wrong verifier",
+            format!(
+                "&redirect_uri={callback}&code_verifier={}{}",
                 "x".repeat(43),
                 web_post_auth()
             ),
-        )
-        .await;
-    assert_eq!(reply.body["error"], "invalid_grant", "wrong verifier");
-
-    let no_verifier = code_for(&app, "eve2").await;
-    let reply = app
-        .post_form(
-            "/token",
-            &format!(
-                "grant_type=authorization_code&code={no_verifier}&redirect_uri={}{}",
-                encode(WEB_CALLBACK),
-                web_post_auth()
-            ),
-        )
-        .await;
-    assert_eq!(reply.body["error"], "invalid_grant", "missing verifier");
-
-    let other_uri = code_for(&app, "eve3").await;
-    let reply = app
-        .post_form(
-            "/token",
-            &format!(
-                "grant_type=authorization_code&code={other_uri}&redirect_uri={}\
-                 &code_verifier={VERIFIER}{}",
+        ),
+        (
+            "missing verifier",
+            format!("&redirect_uri={callback}{}", web_post_auth()),
+        ),
+        (
+            "changed redirect_uri",
+            format!(
+                "&redirect_uri={}&code_verifier={VERIFIER}{}",
                 encode("https://web.example/other"),
                 web_post_auth()
             ),
-        )
-        .await;
-    assert_eq!(reply.body["error"], "invalid_grant", "changed redirect_uri");
-
-    let stolen = code_for(&app, "eve4").await;
-    let reply = app
-        .post_form(
-            "/token",
-            &format!(
-                "grant_type=authorization_code&code={stolen}&redirect_uri={}\
-                 &code_verifier={VERIFIER}&client_id=cli",
-                encode(WEB_CALLBACK)
-            ),
-        )
-        .await;
-    assert_eq!(
-        reply.body["error"], "invalid_grant",
-        "another client's code"
-    );
-
+        ),
+        (
+            "another client's code",
+            format!("&redirect_uri={callback}&code_verifier={VERIFIER}&client_id=cli"),
+        ),
+    ];
+    for (i, (label, rest)) in cases.iter().enumerate() {
+        let code = code_for(&app, &format!("eve{i}")).await;
+        let reply = app
+            .post_form(
+                "/token",
+                &format!("grant_type=authorization_code&code={code}{rest}"),
+            )
+            .await;
+        assert_eq!(reply.body["error"], "invalid_grant", "{label}");
+    }
     let reply = redeem(&app, "made-up-code", &web_post_auth()).await;
     assert_eq!(reply.body["error"], "invalid_grant", "unknown code");
 }
