@@ -358,7 +358,8 @@ impl<S: Store> AuthService<S> {
         let record = AuthorizationCode {
             digest: code.digest(),
             client_id: params.client_id.clone(),
-            session_id: Self::new_session_id(),
+            // Chosen now, so a second presentation knows what to revoke.
+            session_id: Uuid::now_v7(),
             grant: CodeGrant {
                 redirect_uri: params.redirect_uri.clone(),
                 user_id: user.id,
@@ -369,7 +370,7 @@ impl<S: Store> AuthService<S> {
                 browser_session_id: Some(session.id),
             },
             created_at: now,
-            expires_at: now + self.code_ttl(),
+            expires_at: now + chrono_duration(self.policy().oauth.code_ttl),
         };
         self.store().insert_authorization_code(&record).await?;
         Ok(code.expose().to_owned())

@@ -4,14 +4,13 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use uuid::Uuid;
 
 use crate::authorize::{pkce_matches, CodeRedemption};
 use crate::client::{Client, ClientSource, GrantType, LEGACY_CLIENT_ID};
 use crate::error::AuthError;
 use crate::model::Session;
 use crate::refresh::OpaqueToken;
-use crate::service::{chrono_duration, AuthService, LoginGrant};
+use crate::service::{AuthService, LoginGrant};
 use crate::store::Store;
 
 /// Clients and grants, from configuration.
@@ -48,17 +47,6 @@ impl Default for OAuthPolicy {
     }
 }
 
-/// How a client presented its credentials at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuthMethod {
-    /// `Authorization: Basic` (`client_secret_basic`).
-    Basic,
-    /// `client_id` + `client_secret` in the form (`client_secret_post`).
-    Post,
-    /// `client_id` alone (`none`: public clients).
-    None,
-}
-
 /// The client credentials of one token-endpoint request. `Debug` hides the secret.
 #[derive(Clone, Default)]
 pub struct ClientCredentials {
@@ -74,16 +62,6 @@ impl std::fmt::Debug for ClientCredentials {
             .field("id", &self.id)
             .field("basic", &self.basic)
             .finish_non_exhaustive()
-    }
-}
-
-impl ClientCredentials {
-    pub fn method(&self) -> ClientAuthMethod {
-        match (self.basic, self.secret.is_some()) {
-            (true, _) => ClientAuthMethod::Basic,
-            (false, true) => ClientAuthMethod::Post,
-            (false, false) => ClientAuthMethod::None,
-        }
     }
 }
 
@@ -263,14 +241,5 @@ impl<S: Store> AuthService<S> {
         );
         all.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         Ok(all)
-    }
-
-    /// A new session id for a code, chosen when the code is issued.
-    pub(crate) fn new_session_id() -> Uuid {
-        Uuid::now_v7()
-    }
-
-    pub(crate) fn code_ttl(&self) -> chrono::Duration {
-        chrono_duration(self.policy().oauth.code_ttl)
     }
 }

@@ -185,6 +185,19 @@ async fn redeem(app: &TestApp, code: &str, auth: &str) -> Reply {
     .await
 }
 
+/// `POST /token` with `Authorization: Basic {basic}`.
+async fn token_with_basic(app: &TestApp, basic: &str, form: String) -> Reply {
+    app.send(
+        Request::builder()
+            .method(Method::POST)
+            .uri_str("/token")
+            .header("authorization", format!("Basic {basic}"))
+            .content_type("application/x-www-form-urlencoded")
+            .body(form),
+    )
+    .await
+}
+
 fn web_post_auth() -> String {
     format!("&client_id=web&client_secret={WEB_SECRET}")
 }
@@ -303,16 +316,12 @@ async fn the_refresh_token_stays_with_its_client() {
     let tokens = redeem(&app, &code, &web_post_auth()).await;
     let refresh = tokens.body["refresh_token"].as_str().unwrap().to_owned();
     let basic = STANDARD.encode(format!("web:{WEB_SECRET}"));
-    let by_web = app
-        .send(
-            Request::builder()
-                .method(Method::POST)
-                .uri_str("/token")
-                .header("authorization", format!("Basic {basic}"))
-                .content_type("application/x-www-form-urlencoded")
-                .body(format!("grant_type=refresh_token&refresh_token={refresh}")),
-        )
-        .await;
+    let by_web = token_with_basic(
+        &app,
+        &basic,
+        format!("grant_type=refresh_token&refresh_token={refresh}"),
+    )
+    .await;
     assert_eq!(by_web.status, StatusCode::OK, "{}", by_web.text);
     let next = by_web.body["refresh_token"].as_str().unwrap();
     let by_legacy = app
@@ -432,18 +441,12 @@ async fn confidential_clients_must_authenticate() {
     let none = redeem(&app, &code, "&client_id=web").await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     let basic = STANDARD.encode("web:wrong-secret");
-    let wrong_basic = app
-        .send(
-            Request::builder()
-                .method(Method::POST)
-                .uri_str("/token")
-                .header("authorization", format!("Basic {basic}"))
-                .content_type("application/x-www-form-urlencoded")
-                .body(format!(
-                    "grant_type=authorization_code&code={code}&code_verifier={VERIFIER}"
-                )),
-        )
-        .await;
+    let wrong_basic = token_with_basic(
+        &app,
+        &basic,
+        format!("grant_type=authorization_code&code={code}&code_verifier={VERIFIER}"),
+    )
+    .await;
     assert_eq!(wrong_basic.status, StatusCode::UNAUTHORIZED);
     assert!(wrong_basic
         .header("www-authenticate")

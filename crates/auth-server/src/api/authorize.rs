@@ -15,6 +15,7 @@ use super::body::{parse_form, BodyError, FormParams, UrlEncoded};
 use super::AppState;
 use crate::metrics;
 use crate::pages::flow::{browser_session, client_redirect_url, proceed, Next};
+use crate::pages::RenderedPage;
 
 #[derive(Tags)]
 enum AuthorizeTag {
@@ -213,34 +214,29 @@ impl<S: Store> AuthorizeApi<S> {
 
     fn unredirectable(&self, why: &str) -> AuthorizeResponse {
         metrics::record_authorization("unredirectable");
-        let page = self.state.pages.render(
-            "error.html",
-            minijinja::context! {
-                title => "This sign-in link is not valid",
-                message => why,
-                next_step => "For your safety you were not sent anywhere. Go back to the \
-                              application and try again, or contact its developer.",
-            },
-        );
-        match page {
-            Ok(html) => AuthorizeResponse::BadRequest(Html(html)),
-            Err(e) => {
-                tracing::error!(error = %e, "error page failed to render");
-                AuthorizeResponse::Internal(Html("<p>Something went wrong.</p>".into()))
-            }
-        }
+        page_response(self.state.pages.error_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in link is not valid",
+            why,
+            "For your safety you were not sent anywhere. Go back to the application and try \
+             again, or contact its developer.",
+        ))
     }
 
     fn failed(&self, err: &auth_core::AuthError) -> AuthorizeResponse {
-        let page = self.state.pages.auth_error_page(err);
-        let retry_after = page.retry_after.unwrap_or(2).to_string();
-        let html = Html(page.html);
-        match page.status {
-            StatusCode::SERVICE_UNAVAILABLE => AuthorizeResponse::Unavailable(html, retry_after),
-            StatusCode::TOO_MANY_REQUESTS => AuthorizeResponse::TooManyRequests(html, retry_after),
-            StatusCode::BAD_REQUEST => AuthorizeResponse::BadRequest(html),
-            _ => AuthorizeResponse::Internal(html),
-        }
+        page_response(self.state.pages.auth_error_page(err))
+    }
+}
+
+/// An error page as the documented response of its status.
+fn page_response(page: RenderedPage) -> AuthorizeResponse {
+    let retry_after = page.retry_after.unwrap_or(2).to_string();
+    let html = Html(page.html);
+    match page.status {
+        StatusCode::SERVICE_UNAVAILABLE => AuthorizeResponse::Unavailable(html, retry_after),
+        StatusCode::TOO_MANY_REQUESTS => AuthorizeResponse::TooManyRequests(html, retry_after),
+        StatusCode::BAD_REQUEST => AuthorizeResponse::BadRequest(html),
+        _ => AuthorizeResponse::Internal(html),
     }
 }
 

@@ -14,7 +14,7 @@ use auth_core::{
 };
 use minijinja::context;
 use poem::http::{header, Method, StatusCode};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Endpoint, Request, Response};
 use uuid::Uuid;
 
 use super::{describe_scope, field_errors, Pages};
@@ -129,11 +129,7 @@ impl<S: Store> Endpoint for PageEndpoint<S> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let flow = Flow {
-            state: &self.state,
-            pages: &self.state.pages,
-            service: &self.state.service,
-        };
+        let flow = Flow { state: &self.state };
         Ok(if req.method() == Method::POST {
             let form = read_form(&mut req).await;
             flow.submit(self.page, &req, form).await
@@ -161,8 +157,6 @@ async fn read_form(req: &mut Request) -> Option<FormParams> {
 
 struct Flow<'a, S> {
     state: &'a AppState<S>,
-    pages: &'a Pages,
-    service: &'a AuthService<S>,
 }
 
 /// A form field, `None` when missing, empty or repeated.
@@ -185,6 +179,14 @@ fn with_cookie(mut resp: Response, set_cookie: Option<String>) -> Response {
 }
 
 impl<S: Store> Flow<'_, S> {
+    fn pages(&self) -> &Pages {
+        &self.state.pages
+    }
+
+    fn service(&self) -> &AuthService<S> {
+        &self.state.service
+    }
+
     /// The pending request named by `id`, with its client: from this
     /// process's copy to show a page, from the store to act on a form.
     async fn pending(
@@ -196,9 +198,9 @@ impl<S: Store> Flow<'_, S> {
             return Ok(None);
         };
         if for_page {
-            self.service.pending_for_page(id).await
+            self.service().pending_for_page(id).await
         } else {
-            self.service.pending(id).await
+            self.service().pending(id).await
         }
     }
 
@@ -207,10 +209,10 @@ impl<S: Store> Flow<'_, S> {
             parse_form(req.uri().query().unwrap_or_default().as_bytes()).unwrap_or_default();
         let (pending, client) = match self.pending(field(&query, "request"), true).await {
             Ok(Some(found)) => found,
-            Ok(None) => return self.pages.request_expired(),
-            Err(e) => return self.pages.auth_error(&e),
+            Ok(None) => return self.pages().request_expired(),
+            Err(e) => return self.pages().auth_error(&e),
         };
-        let (csrf_secret, set_csrf) = self.pages.cookies.csrf_for_page(req);
+        let (csrf_secret, set_csrf) = self.pages().cookies.csrf_for_page(req);
         let csrf_token = super::cookies::csrf_token(&csrf_secret);
         let resp = match page {
             Page::SignIn => self.sign_in_page(
@@ -233,7 +235,7 @@ impl<S: Store> Flow<'_, S> {
             Page::Consent => match browser_session(self.state, req).await {
                 Ok(Some((_, user))) => self.consent_page(&pending, &client, &csrf_token, &user),
                 Ok(None) => see_other(&format!("/sign-in?request={}", pending.id)),
-                Err(e) => self.pages.auth_error(&e),
+                Err(e) => self.pages().auth_error(&e),
             },
         };
         with_cookie(resp, set_csrf)
@@ -241,7 +243,7 @@ impl<S: Store> Flow<'_, S> {
 
     async fn submit(&self, page: Page, req: &Request, form: Option<FormParams>) -> Response {
         let Some(form) = form else {
-            return self.pages.error(
+            return self.pages().error(
                 StatusCode::BAD_REQUEST,
                 "The form could not be read",
                 "The page sent something this server does not understand.",
@@ -249,16 +251,16 @@ impl<S: Store> Flow<'_, S> {
             );
         };
         if !self
-            .pages
+            .pages()
             .cookies
             .csrf_matches(req, field(&form, "csrf_token"))
         {
-            return self.pages.forbidden_form();
+            return self.pages().forbidden_form();
         }
         let (pending, client) = match self.pending(field(&form, "request"), false).await {
             Ok(Some(found)) => found,
-            Ok(None) => return self.pages.request_expired(),
-            Err(e) => return self.pages.auth_error(&e),
+            Ok(None) => return self.pages().request_expired(),
+            Err(e) => return self.pages().auth_error(&e),
         };
         let csrf_token = field(&form, "csrf_token").unwrap_or_default();
         match page {
@@ -294,7 +296,7 @@ impl<S: Store> Flow<'_, S> {
                 Some("Enter your username or email and your password."),
             );
         }
-        match self.service.browser_sign_in(username, password).await {
+        match self.service().browser_sign_in(username, password).await {
             Ok(signed_in) => {
                 metrics::record_login("success");
                 self.started(req, pending, client, signed_in).await
@@ -312,7 +314,7 @@ impl<S: Store> Flow<'_, S> {
             }
             Err(e) => {
                 metrics::record_login(metrics::outcome_of(&e));
-                self.pages.auth_error(&e)
+                self.pages().auth_error(&e)
             }
         }
     }
@@ -331,7 +333,7 @@ impl<S: Store> Flow<'_, S> {
             password: field(form, "password").unwrap_or_default().to_owned(),
         };
         let entered = (registration.username.as_str(), registration.email.as_str());
-        match self.service.browser_sign_up(&registration).await {
+        match self.service().browser_sign_up(&registration).await {
             Ok(signed_in) => {
                 metrics::record_registration("success");
                 self.started(req, pending, client, signed_in).await
@@ -369,7 +371,7 @@ impl<S: Store> Flow<'_, S> {
                     &errors,
                 )
             }
-            Err(e) => self.pages.auth_error(&e),
+            Err(e) => self.pages().auth_error(&e),
         }
     }
 
@@ -383,16 +385,16 @@ impl<S: Store> Flow<'_, S> {
         let browser = match browser_session(self.state, req).await {
             Ok(Some(browser)) => browser,
             Ok(None) => return see_other(&format!("/sign-in?request={}", pending.id)),
-            Err(e) => return self.pages.auth_error(&e),
+            Err(e) => return self.pages().auth_error(&e),
         };
         match field(form, "decision") {
             Some("allow") => {
                 if let Err(e) = self
-                    .service
+                    .service()
                     .record_consent(&browser.1, &pending.params)
                     .await
                 {
-                    return self.pages.auth_error(&e);
+                    return self.pages().auth_error(&e);
                 }
                 let progress = Progress {
                     signed_in: browser.0.auth_time >= pending.created_at,
@@ -402,14 +404,14 @@ impl<S: Store> Flow<'_, S> {
                     .await
             }
             Some("deny") => {
-                if let Err(e) = self.service.finish_pending(pending.id).await {
-                    return self.pages.auth_error(&e);
+                if let Err(e) = self.service().finish_pending(pending.id).await {
+                    return self.pages().auth_error(&e);
                 }
                 metrics::record_authorization("denied");
                 let redirect = AuthService::<S>::denied(&pending.params);
-                see_other(&client_redirect_url(&redirect, &self.pages.issuer))
+                see_other(&client_redirect_url(&redirect, &self.pages().issuer))
             }
-            _ => self.pages.error(
+            _ => self.pages().error(
                 StatusCode::BAD_REQUEST,
                 "No choice was made",
                 "Choose Allow or Deny.",
@@ -428,9 +430,9 @@ impl<S: Store> Flow<'_, S> {
         client: &Client,
         signed_in: auth_core::BrowserSignIn,
     ) -> Response {
-        if let Some(previous) = self.pages.cookies.session(req) {
-            if let Err(e) = self.service.end_browser_session(previous).await {
-                return self.pages.auth_error(&e);
+        if let Some(previous) = self.pages().cookies.session(req) {
+            if let Err(e) = self.service().end_browser_session(previous).await {
+                return self.pages().auth_error(&e);
             }
         }
         tracing::info!(
@@ -438,7 +440,7 @@ impl<S: Store> Flow<'_, S> {
             client_id = %client.id,
             "browser signed in"
         );
-        let set_session = self.pages.cookies.set_session(signed_in.cookie.expose());
+        let set_session = self.pages().cookies.set_session(signed_in.cookie.expose());
         let browser = (signed_in.session, signed_in.user);
         let progress = Progress {
             signed_in: true,
@@ -469,7 +471,7 @@ impl<S: Store> Flow<'_, S> {
         .await
         {
             Ok(Next::Client(url) | Next::Page(url)) => see_other(&url),
-            Err(e) => self.pages.auth_error(&e),
+            Err(e) => self.pages().auth_error(&e),
         }
     }
 
@@ -482,7 +484,7 @@ impl<S: Store> Flow<'_, S> {
         username: &str,
         error: Option<&str>,
     ) -> Response {
-        self.pages.page(
+        self.pages().page(
             status,
             "sign_in.html",
             context! {
@@ -507,7 +509,7 @@ impl<S: Store> Flow<'_, S> {
         error: Option<&str>,
         errors: &[auth_core::FieldError],
     ) -> Response {
-        self.pages.page(
+        self.pages().page(
             status,
             "sign_up.html",
             context! {
@@ -542,7 +544,7 @@ impl<S: Store> Flow<'_, S> {
                 context! { label, detail }
             })
             .collect();
-        self.pages.page(
+        self.pages().page(
             StatusCode::OK,
             "consent.html",
             context! {
@@ -553,14 +555,6 @@ impl<S: Store> Flow<'_, S> {
                 scopes,
             },
         )
-    }
-}
-
-impl IntoResponse for Next {
-    fn into_response(self) -> Response {
-        match self {
-            Next::Client(url) | Next::Page(url) => see_other(&url),
-        }
     }
 }
 

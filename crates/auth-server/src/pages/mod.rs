@@ -150,7 +150,8 @@ impl Pages {
             .into_response()
     }
 
-    fn error_page(
+    /// [`error`](Self::error) before it becomes a response.
+    pub fn error_page(
         &self,
         status: StatusCode,
         title: &str,
