@@ -57,6 +57,10 @@ pub struct AuthorizationParams {
     /// Seconds; a sign-in older than this is asked again.
     pub max_age: Option<u64>,
     pub login_hint: Option<String>,
+    /// The user an `id_token_hint` named: a browser signed in as someone
+    /// else is asked to sign in (or gets `login_required`).
+    #[serde(default)]
+    pub hinted_user: Option<Uuid>,
 }
 
 impl AuthorizationParams {
@@ -97,6 +101,14 @@ pub struct CodeGrant {
     pub auth_time: DateTime<Utc>,
     /// The browser sign-in session the code came from, if any.
     pub browser_session_id: Option<Uuid>,
+    /// How the person signed in (RFC 8176 `amr`). Codes stored before this
+    /// field existed were all password sign-ins.
+    #[serde(default = "password_amr")]
+    pub amr: Vec<String>,
+}
+
+fn password_amr() -> Vec<String> {
+    vec![crate::id_token::AMR_PASSWORD.to_owned()]
 }
 
 /// A stored authorization code.
@@ -236,6 +248,7 @@ mod tests {
             prompt: vec![],
             max_age: Some(60),
             login_hint: None,
+            hinted_user: None,
         };
         assert!(params.sign_in_is_fresh(now - chrono::Duration::seconds(60), now));
         assert!(!params.sign_in_is_fresh(now - chrono::Duration::seconds(61), now));

@@ -50,6 +50,10 @@ pub enum AuthError {
     /// An access token was missing its user, or failed verification.
     #[error("invalid token: {0}")]
     InvalidToken(#[from] TokenError),
+    /// The access token is valid but was not granted this scope (RFC 6750
+    /// §3.1 `insufficient_scope`, 403).
+    #[error("the token was not granted the `{0}` scope")]
+    InsufficientScope(&'static str),
     /// Too many failed logins for this account: locked for `retry_after`.
     #[error("too many failed logins; try again later")]
     Throttled { retry_after: std::time::Duration },

@@ -77,6 +77,7 @@ pub struct AuthorizationQuery {
     pub prompt: Option<String>,
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
+    pub id_token_hint: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
     /// Parameters that appeared more than once (RFC 6749 §3.1 forbids it).
@@ -279,6 +280,18 @@ impl<S: Store> AuthService<S> {
                 )
             }
         };
+        let hinted_user = match query.id_token_hint.as_deref() {
+            None => None,
+            Some(hint) => match self.id_token_hint_subject(hint) {
+                Some(user_id) => Some(user_id),
+                None => {
+                    return fail(
+                        E::InvalidRequest,
+                        "id_token_hint is not an ID token issued by this server",
+                    )
+                }
+            },
+        };
         let params = AuthorizationParams {
             client_id: client.id.clone(),
             redirect_uri,
@@ -289,6 +302,7 @@ impl<S: Store> AuthService<S> {
             prompt,
             max_age,
             login_hint: query.login_hint.clone(),
+            hinted_user,
         };
         Ok((params, client))
     }
@@ -308,7 +322,8 @@ impl<S: Store> AuthService<S> {
             !user.disabled
                 && (progress.signed_in
                     || (!params.prompts(Prompt::Login)
-                        && params.sign_in_is_fresh(session.auth_time, now)))
+                        && params.sign_in_is_fresh(session.auth_time, now)
+                        && params.hinted_user.is_none_or(|id| id == user.id)))
         });
         let Some((session, user)) = signed_in else {
             return Ok(if params.prompts(Prompt::None) {
@@ -368,6 +383,7 @@ impl<S: Store> AuthService<S> {
                 nonce: params.nonce.clone(),
                 auth_time: session.auth_time,
                 browser_session_id: Some(session.id),
+                amr: vec![crate::id_token::AMR_PASSWORD.to_owned()],
             },
             created_at: now,
             expires_at: now + chrono_duration(self.policy().oauth.code_ttl),

@@ -11,9 +11,11 @@ pub mod client;
 pub mod client_admin;
 pub mod error;
 pub mod flows;
+pub mod id_token;
 pub mod keys;
 pub mod model;
 pub mod oauth;
+pub mod oidc;
 pub mod password;
 pub mod refresh;
 pub mod secret;
@@ -33,10 +35,12 @@ pub use flows::{
     AuthorizationQuery, AuthorizeError, AuthorizeErrorCode, BrowserSignIn, ClientRedirect,
     Progress, Step,
 };
+pub use id_token::{IdClaims, IdTokenIssuer, ProfileClaims};
 pub use keys::{KeyError, PublicJwk, SigningAlgorithm};
 pub use model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
 };
+pub use oidc::{LogoutError, LogoutQuery, LogoutRequest, UserInfo};
 pub use oauth::{ClientCredentials, OAuthPolicy, TokenClient};
 pub use password::{HashingConfig, PasswordHasher};
 pub use secret::{DatabaseUrl, Secret};

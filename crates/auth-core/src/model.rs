@@ -102,6 +102,14 @@ pub struct Session {
     /// [`LEGACY_CLIENT_ID`](crate::client::LEGACY_CLIENT_ID) for v1's
     /// implicit public client.
     pub client_id: String,
+    /// When the person proved who they are for this session (OIDC
+    /// `auth_time`); unknown for sessions older than OpenID Connect support.
+    pub auth_time: Option<DateTime<Utc>>,
+    /// How they proved it (RFC 8176 `amr` values, space-separated: `pwd`).
+    pub amr: Option<String>,
+    /// The browser sign-in session that started this one: signing that
+    /// browser out (`/logout`) ends this session too.
+    pub browser_session_id: Option<Uuid>,
 }
 
 impl Session {

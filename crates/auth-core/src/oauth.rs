@@ -8,6 +8,7 @@ use chrono::Utc;
 use crate::authorize::{pkce_matches, CodeRedemption};
 use crate::client::{Client, ClientSource, GrantType, LEGACY_CLIENT_ID};
 use crate::error::AuthError;
+use crate::id_token::scope_has;
 use crate::model::Session;
 use crate::refresh::OpaqueToken;
 use crate::service::{AuthService, LoginGrant};
@@ -210,14 +211,13 @@ impl<S: Store> AuthService<S> {
             revoked_at: None,
             scope: code.grant.scope.clone(),
             client_id: client.id.clone(),
+            auth_time: Some(code.grant.auth_time),
+            amr: Some(code.grant.amr.join(" ")),
+            browser_session_id: code.grant.browser_session_id,
         };
         self.store().create_session(&session, &first).await?;
-        let offline = code
-            .grant
-            .scope
-            .as_deref()
-            .is_some_and(|s| s.split(' ').any(|s| s == "offline_access"));
-        let mut grant = self.grant(user, &session, refresh)?;
+        let offline = scope_has(code.grant.scope.as_deref(), "offline_access");
+        let mut grant = self.grant(user, &session, refresh, code.grant.nonce.as_deref())?;
         grant.refresh_issued = offline && client.allows(GrantType::RefreshToken);
         Ok(grant)
     }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::error::AuthError;
 use crate::flows::PendingCache;
+use crate::id_token::{scope_has, IdTokenFacts, IdTokenIssuer, AMR_PASSWORD};
 use crate::model::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, User};
 use crate::oauth::{OAuthPolicy, TokenClient};
 use crate::password::PasswordHasher;
@@ -93,6 +94,8 @@ pub struct LoginGrant {
     pub user: User,
     pub session_id: Uuid,
     pub access: IssuedToken,
+    /// OpenID Connect ID token, when `openid` was granted.
+    pub id_token: Option<String>,
     pub refresh: RefreshToken,
     /// The granted scope, when any was requested and allowed.
     pub scope: Option<String>,
@@ -137,6 +140,8 @@ pub struct AuthService<S> {
     store: S,
     hasher: PasswordHasher,
     tokens: TokenIssuer,
+    /// OpenID Connect: without it no ID token is issued.
+    id_tokens: Option<IdTokenIssuer>,
     policy: SessionPolicy,
     pending_pages: PendingCache,
 }
@@ -156,9 +161,20 @@ impl<S: Store> AuthService<S> {
             store,
             hasher,
             tokens,
+            id_tokens: None,
             policy,
             pending_pages: PendingCache::default(),
         }
+    }
+
+    /// Issues ID tokens (OpenID Connect) when `openid` is granted.
+    pub fn with_id_tokens(mut self, id_tokens: IdTokenIssuer) -> Self {
+        self.id_tokens = Some(id_tokens);
+        self
+    }
+
+    pub fn id_tokens(&self) -> Option<&IdTokenIssuer> {
+        self.id_tokens.as_ref()
     }
 
     pub(crate) fn pending_pages(&self) -> &PendingCache {
@@ -228,9 +244,12 @@ impl<S: Store> AuthService<S> {
             revoked_at: None,
             scope,
             client_id: client.id().to_owned(),
+            auth_time: Some(crate::model::to_stored_precision(now)),
+            amr: Some(AMR_PASSWORD.to_owned()),
+            browser_session_id: None,
         };
         self.store.create_session(&session, &first).await?;
-        self.grant(user, &session, refresh)
+        self.grant(user, &session, refresh, None)
     }
 
     /// Verifies a login's password; the user when it matches and may log in.
@@ -315,7 +334,7 @@ impl<S: Store> AuthService<S> {
                     self.store.revoke_session(session.id, now).await?;
                     return Err(AuthError::AccountDisabled);
                 }
-                self.grant(user, &session, successor)
+                self.grant(user, &session, successor, None)
             }
             Consumed::AlreadyUsed {
                 token,
@@ -327,7 +346,7 @@ impl<S: Store> AuthService<S> {
                     .grace_successor(&presented, &token, &session, &user, now)
                     .filter(|_| same_client)
                 {
-                    return self.grant(user, &session, same);
+                    return self.grant(user, &session, same, None);
                 }
                 self.store.revoke_session(session.id, now).await?;
                 tracing::warn!(
@@ -361,12 +380,19 @@ impl<S: Store> AuthService<S> {
         )
     }
 
+    /// The tokens of `session`: an access token, and an ID token when the
+    /// session was granted `openid` (with `nonce` for a code's redemption;
+    /// a refresh's ID token has none, Core §12.2).
     pub(crate) fn grant(
         &self,
         user: User,
         session: &Session,
         refresh: RefreshToken,
+        nonce: Option<&str>,
     ) -> Result<LoginGrant, AuthError> {
+        let signing_failed = |e: jsonwebtoken::errors::Error| {
+            AuthError::Internal(format!("signing failed: {e}"))
+        };
         let access = self
             .tokens
             .issue_for_client(
@@ -375,11 +401,34 @@ impl<S: Store> AuthService<S> {
                 session.scope.clone(),
                 session.client_id.clone(),
             )
-            .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
+            .map_err(signing_failed)?;
+        let id_token = match &self.id_tokens {
+            Some(ids) if scope_has(session.scope.as_deref(), "openid") => Some(
+                ids.issue(IdTokenFacts {
+                    user: &user,
+                    client_id: &session.client_id,
+                    scope: session.scope.as_deref(),
+                    auth_time: session.auth_time.unwrap_or(session.created_at).timestamp(),
+                    nonce,
+                    access_token: &access.token,
+                    amr: session
+                        .amr
+                        .as_deref()
+                        .unwrap_or(AMR_PASSWORD)
+                        .split(' ')
+                        .map(str::to_owned)
+                        .collect(),
+                    sid: session.browser_session_id.map(|id| id.to_string()),
+                })
+                .map_err(signing_failed)?,
+            ),
+            _ => None,
+        };
         Ok(LoginGrant {
             user,
             session_id: session.id,
             access,
+            id_token,
             refresh,
             scope: session.scope.clone(),
             refresh_issued: true,

@@ -352,6 +352,12 @@ port! {
         /// Ends a browser session (sign-out); `false` when there was none.
         fn end_browser_session(&self, digest: &TokenDigest) -> Result<bool, StoreError>;
 
+        /// RP-initiated logout: deletes the browser session `id` (if it is
+        /// still there) and revokes, at `now`, every active session it
+        /// started (`Session::browser_session_id`). Returns how many
+        /// sessions were revoked.
+        fn sign_out_browser(&self, id: Uuid, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
         /// The scopes a user granted a client (normalised), if any.
         fn find_consent(&self, user_id: Uuid, client_id: &str)
             -> Result<Option<String>, StoreError>;

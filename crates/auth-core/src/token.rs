@@ -84,22 +84,22 @@ pub struct TokenConfig {
 }
 
 /// A key that signs new tokens.
-struct SigningKey {
-    kid: String,
-    algorithm: Algorithm,
-    key: EncodingKey,
+pub(crate) struct SigningKey {
+    pub(crate) kid: String,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) key: EncodingKey,
 }
 
 /// A key that verifies tokens carrying its `kid`.
-struct VerificationKey {
-    algorithm: Algorithm,
-    key: DecodingKey,
+pub(crate) struct VerificationKey {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) key: DecodingKey,
 }
 
 /// The active signing key and every key tokens may still be verified with.
 pub struct TokenKeys {
-    signing: SigningKey,
-    verifying: HashMap<String, VerificationKey>,
+    pub(crate) signing: SigningKey,
+    pub(crate) verifying: HashMap<String, VerificationKey>,
     /// Public halves of the asymmetric keys, for the JWKS endpoint.
     public: Vec<PublicJwk>,
 }

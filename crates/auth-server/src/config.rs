@@ -91,6 +91,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub log: LogConfig,
     pub oauth: OAuthConfig,
+    pub oidc: OidcConfig,
     pub ui: UiConfig,
     /// `[[clients]]`: OAuth clients defined by the operator (the CLI adds
     /// more to the store).
@@ -121,6 +122,36 @@ impl Default for OAuthConfig {
             password_grant: true,
             code_ttl: Duration::from_secs(60),
             request_ttl: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// `[oidc]`: OpenID Connect ID tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcConfig {
+    /// `RS256` (what every relying party supports), `ES256` or `EdDSA`.
+    /// Independent of `tokens.algorithm`: ID tokens are always asymmetric.
+    pub id_token_algorithm: SigningAlgorithm,
+    /// A folder of PKCS#8 PEM private keys (`<kid>.pem`). Unset:
+    /// `tokens.keys_dir`; in `dev` without either, `data_dir/keys` with a
+    /// key generated on first start. Required in `production`.
+    pub keys_dir: Option<PathBuf>,
+    /// The `kid` that signs ID tokens. Unset: the last, by name, of the
+    /// keys of `id_token_algorithm`.
+    pub active_kid: Option<String>,
+    /// How long an ID token is valid (relying parties check it once, at sign-in).
+    #[serde(with = "humantime_serde")]
+    pub id_token_ttl: Duration,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            id_token_algorithm: SigningAlgorithm::RS256,
+            keys_dir: None,
+            active_kid: None,
+            id_token_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -318,6 +349,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             log: LogConfig::default(),
             oauth: OAuthConfig::default(),
+            oidc: OidcConfig::default(),
             ui: UiConfig::default(),
             clients: Vec::new(),
         }
@@ -428,6 +460,15 @@ impl Config {
         }
         if self.tokens.refresh_ttl <= self.tokens.access_ttl {
             problems.push("tokens.refresh_ttl must be longer than tokens.access_ttl".into());
+        }
+        if !self.oidc.id_token_algorithm.is_asymmetric() {
+            problems.push(
+                "oidc.id_token_algorithm must be RS256, ES256 or EdDSA: relying parties verify ID tokens with a public key"
+                    .into(),
+            );
+        }
+        if self.oidc.id_token_ttl < Duration::from_secs(1) {
+            problems.push("oidc.id_token_ttl must be at least 1s".into());
         }
         if self.tokens.refresh_reuse_grace > Duration::from_secs(60) {
             problems.push(

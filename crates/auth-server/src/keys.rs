@@ -38,10 +38,62 @@ pub fn load_token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
 }
 
 fn load_asymmetric(config: &Config, algorithm: SigningAlgorithm) -> anyhow::Result<TokenKeys> {
-    let (dir, may_generate) = match (&config.tokens.keys_dir, config.profile) {
-        (Some(dir), _) => (dir.clone(), false),
+    load_key_set(
+        config,
+        algorithm,
+        KeySource {
+            dir: config.tokens.keys_dir.as_deref(),
+            dir_setting: "tokens.keys_dir",
+            active_kid: config.tokens.active_kid.as_deref(),
+            active_kid_setting: "tokens.active_kid",
+            algorithm_setting: "tokens.algorithm",
+        },
+    )
+}
+
+/// The ID-token key set (`[oidc]`): from `oidc.keys_dir`, else the access
+/// tokens' `tokens.keys_dir`, else (in `dev`) `data_dir/keys` with a key
+/// generated on first start. Production refuses to start without a folder.
+pub fn load_id_token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
+    let oidc = &config.oidc;
+    load_key_set(
+        config,
+        oidc.id_token_algorithm,
+        KeySource {
+            dir: oidc.keys_dir.as_deref().or(config.tokens.keys_dir.as_deref()),
+            dir_setting: "oidc.keys_dir",
+            active_kid: oidc.active_kid.as_deref(),
+            active_kid_setting: "oidc.active_kid",
+            algorithm_setting: "oidc.id_token_algorithm",
+        },
+    )
+}
+
+/// Where a key set comes from, and the settings to name when it is wrong.
+struct KeySource<'a> {
+    dir: Option<&'a Path>,
+    dir_setting: &'static str,
+    active_kid: Option<&'a str>,
+    active_kid_setting: &'static str,
+    algorithm_setting: &'static str,
+}
+
+/// Every key in the folder verifies; the active one (the newest of
+/// `algorithm`, unless named) signs.
+fn load_key_set(
+    config: &Config,
+    algorithm: SigningAlgorithm,
+    source: KeySource<'_>,
+) -> anyhow::Result<TokenKeys> {
+    let (dir, may_generate) = match (source.dir, config.profile) {
+        (Some(dir), _) => (dir.to_owned(), false),
         (None, Profile::Dev) => (config.data_dir().join(DEV_KEYS_DIR), true),
-        (None, Profile::Production) => bail!("tokens.keys_dir is required in production"),
+        (None, Profile::Production) => bail!(
+            "{} is required in production: a folder of PEM private keys with a {algorithm} key \
+             ({}); create one with `tessera keys generate --alg {algorithm} --out DIR`",
+            source.dir_setting,
+            source.algorithm_setting,
+        ),
     };
     let mut keys = read_key_dir(&dir)?;
     if may_generate && !keys.iter().any(|k| k.algorithm() == algorithm) {
@@ -49,8 +101,8 @@ fn load_asymmetric(config: &Config, algorithm: SigningAlgorithm) -> anyhow::Resu
         tracing::warn!(%kid, path = %path.display(), "generated a development signing key");
         keys = read_key_dir(&dir)?;
     }
-    let active_kid = match &config.tokens.active_kid {
-        Some(kid) => kid.clone(),
+    let active_kid = match source.active_kid {
+        Some(kid) => kid.to_owned(),
         None => keys
             .iter()
             .filter(|k| k.algorithm() == algorithm)
@@ -58,8 +110,9 @@ fn load_asymmetric(config: &Config, algorithm: SigningAlgorithm) -> anyhow::Resu
             .max()
             .with_context(|| {
                 format!(
-                    "no {algorithm} key in {}; create one with `tessera keys generate --alg {algorithm} --out {}`",
+                    "no {algorithm} key in {} ({}); create one with `tessera keys generate --alg {algorithm} --out {}`",
                     dir.display(),
+                    source.dir_setting,
                     dir.display()
                 )
             })?,
@@ -69,15 +122,17 @@ fn load_asymmetric(config: &Config, algorithm: SigningAlgorithm) -> anyhow::Resu
         .position(|k| k.kid() == active_kid)
         .with_context(|| {
             format!(
-                "tokens.active_kid = {active_kid:?} is not in {}",
+                "{} = {active_kid:?} is not in {}",
+                source.active_kid_setting,
                 dir.display()
             )
         })?;
     let active = keys.remove(position);
     if active.algorithm() != algorithm {
         bail!(
-            "key {active_kid} is {}, but tokens.algorithm = {algorithm}",
-            active.algorithm()
+            "key {active_kid} is {}, but {} = {algorithm}",
+            active.algorithm(),
+            source.algorithm_setting
         );
     }
     Ok(TokenKeys::asymmetric(active, keys))

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use auth_core::token::{TokenConfig, TokenIssuer};
-use auth_core::{AuthService, OAuthPolicy, PasswordHasher, SessionPolicy, Store};
+use auth_core::{AuthService, IdTokenIssuer, OAuthPolicy, PasswordHasher, SessionPolicy, Store};
 
 use crate::api::AppState;
 use crate::config::Config;
 use crate::instrumented::Instrumented;
-use crate::keys::load_token_keys;
+use crate::keys::{load_id_token_keys, load_token_keys};
 
 /// Default `client_id` claim: clients are public, so tokens name the server's own.
 pub const DEFAULT_CLIENT_ID: &str = "tessera";
@@ -21,7 +21,16 @@ pub fn build_state<S: Store>(
     let store = crate::instrumented::instrument(store);
     let hasher = PasswordHasher::new(&config.passwords)?;
     let keys = load_token_keys(config)?;
-    let keys_jwks = keys.public_jwks().to_vec();
+    let id_keys = load_id_token_keys(config)?;
+    // One JWKS for both: access-token keys and ID-token keys (often the
+    // same folder, so the same key may appear in both sets).
+    let mut jwks = keys.public_jwks().to_vec();
+    for key in id_keys.public_jwks() {
+        if !jwks.iter().any(|k| k.kid == key.kid) {
+            jwks.push(key.clone());
+        }
+    }
+    let id_tokens = IdTokenIssuer::new(id_keys, config.issuer(), config.oidc.id_token_ttl)?;
     let tokens = TokenIssuer::new(
         keys,
         TokenConfig {
@@ -54,7 +63,7 @@ pub fn build_state<S: Store>(
             browser_absolute_ttl: config.ui.session_lifetime,
         },
     };
-    let service = AuthService::new(store, hasher, tokens, policy);
+    let service = AuthService::new(store, hasher, tokens, policy).with_id_tokens(id_tokens);
     Ok(Arc::new(AppState {
         service,
         // Everything a client can be granted: the password grant's scopes
@@ -68,7 +77,7 @@ pub fn build_state<S: Store>(
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect(),
-        jwks: keys_jwks.iter().map(Into::into).collect(),
+        jwks: jwks.iter().map(Into::into).collect(),
         rate_limiter: Arc::new(crate::api::rate_limit::AddressLimiter::new(
             &config.rate_limit,
         )),

@@ -25,6 +25,7 @@ fn params(client_id: &str) -> AuthorizationParams {
         prompt: vec![Prompt::Login, Prompt::Consent],
         max_age: Some(u64::MAX),
         login_hint: None,
+        hinted_user: None,
     }
 }
 
@@ -52,6 +53,7 @@ fn code(user_id: Uuid, ttl: Duration) -> AuthorizationCode {
             nonce: None,
             auth_time: at - Duration::minutes(3),
             browser_session_id: Some(Uuid::now_v7()),
+            amr: vec!["pwd".into()],
         },
         created_at: at,
         expires_at: at + ttl,
@@ -367,4 +369,78 @@ pub async fn purging_flows_removes_only_what_expired<S: Store>(store: &S) {
         .end_browser_session(&live_browser.digest)
         .await
         .expect("end"));
+}
+
+/// A session of `user_id` started by the browser sign-in `browser` (if any).
+async fn session_from<S: Store>(
+    store: &S,
+    user_id: Uuid,
+    browser: Option<Uuid>,
+    seed: &str,
+) -> auth_core::Session {
+    let at = now();
+    let first = crate::sessions::token(seed, at, Duration::days(1));
+    let session = auth_core::Session {
+        id: Uuid::now_v7(),
+        user_id,
+        created_at: at,
+        expires_at: first.expires_at,
+        revoked_at: None,
+        scope: Some("openid".into()),
+        client_id: "webapp".into(),
+        auth_time: Some(at),
+        amr: Some("pwd".into()),
+        browser_session_id: browser,
+    };
+    store
+        .create_session(&session, &first)
+        .await
+        .expect("create session");
+    session
+}
+
+pub async fn signing_a_browser_out_ends_the_sessions_it_started<S: Store>(store: &S) {
+    let user_id = stored_user(store, "rp-logout").await;
+    let browser = browser_session(user_id, Duration::hours(1), Duration::days(1));
+    store
+        .create_browser_session(&browser)
+        .await
+        .expect("create");
+    let started = session_from(store, user_id, Some(browser.id), "started").await;
+    let also_started = session_from(store, user_id, Some(browser.id), "also").await;
+    let elsewhere = session_from(store, user_id, Some(Uuid::now_v7()), "elsewhere").await;
+    let password_grant = session_from(store, user_id, None, "password").await;
+    assert!(store
+        .revoke_session(also_started.id, now())
+        .await
+        .expect("revoke"));
+
+    let revoked = store
+        .sign_out_browser(browser.id, now())
+        .await
+        .expect("sign out");
+    assert_eq!(revoked, 1, "only the active session it started");
+    let touched = store
+        .touch_browser_session(&browser.digest, now(), now() + Duration::hours(1))
+        .await
+        .expect("touch");
+    assert!(touched.is_none(), "the browser session is gone");
+    for (session, active) in [
+        (&started, false),
+        (&elsewhere, true),
+        (&password_grant, true),
+    ] {
+        let found = store
+            .find_active_session(session.id, now())
+            .await
+            .expect("find");
+        assert_eq!(found.is_some(), active, "{:?}", session.browser_session_id);
+    }
+    assert_eq!(
+        store
+            .sign_out_browser(browser.id, now())
+            .await
+            .expect("again"),
+        0
+    );
 }

@@ -65,6 +65,7 @@ macro_rules! conformance_tests {
                 flows::browser_sessions_and_consent_need_a_user_and_go_with_it,
                 flows::consent_is_kept_per_user_and_client_and_replaced,
                 flows::purging_flows_removes_only_what_expired,
+                flows::signing_a_browser_out_ends_the_sessions_it_started,
             );
         }
     };

@@ -52,6 +52,9 @@ pub async fn fixture<S: Store>(store: &S, username: &str) -> Fixture {
         revoked_at: None,
         scope: Some("profile".into()),
         client_id: "webapp".into(),
+        auth_time: Some(at - Duration::minutes(1)),
+        amr: Some("pwd".into()),
+        browser_session_id: Some(Uuid::now_v7()),
     };
     store
         .create_session(&session, &first)
@@ -91,6 +94,9 @@ pub async fn sessions_of_unknown_users_are_refused<S: Store>(store: &S) {
         revoked_at: None,
         scope: None,
         client_id: "webapp".into(),
+        auth_time: None,
+        amr: None,
+        browser_session_id: None,
     };
     let err = store
         .create_session(&session, &first)
@@ -269,6 +275,9 @@ pub async fn revoking_all_of_a_users_sessions_can_keep_one<S: Store>(store: &S) 
             revoked_at: None,
             scope: None,
             client_id: "webapp".into(),
+            auth_time: None,
+            amr: None,
+            browser_session_id: None,
         };
         store
             .create_session(&session, &first)
@@ -325,6 +334,9 @@ pub async fn purge_removes_ended_sessions_and_their_tokens<S: Store>(store: &S) 
         revoked_at: None,
         scope: None,
         client_id: "webapp".into(),
+        auth_time: None,
+        amr: None,
+        browser_session_id: None,
     };
     store
         .create_session(&expired, &old_token)

@@ -485,6 +485,19 @@ impl FlowStore for MemoryStore {
         Ok(self.lock()?.browser_sessions.remove(digest).is_some())
     }
 
+    async fn sign_out_browser(&self, id: Uuid, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tables = self.lock()?;
+        tables.browser_sessions.retain(|_, s| s.id != id);
+        let mut revoked = 0;
+        for session in tables.sessions.values_mut() {
+            if session.browser_session_id == Some(id) && session.revoked_at.is_none() {
+                session.revoked_at = Some(now);
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
     async fn find_consent(
         &self,
         user_id: Uuid,

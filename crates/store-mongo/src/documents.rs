@@ -118,6 +118,13 @@ pub(crate) struct SessionDoc {
     /// Absent on sessions written before clients existed: v1's client.
     #[serde(default = "legacy_client_id")]
     pub client_id: String,
+    /// The next three are absent on sessions from before OpenID Connect.
+    #[serde(default)]
+    pub auth_time: Option<bson::DateTime>,
+    #[serde(default)]
+    pub amr: Option<String>,
+    #[serde(default)]
+    pub browser_session_id: Option<bson::Uuid>,
     #[serde(default, skip_serializing)]
     pub user: Option<UserDoc>,
 }
@@ -136,6 +143,9 @@ impl From<&Session> for SessionDoc {
             revoked_at: session.revoked_at.map(bson_time),
             scope: session.scope.clone(),
             client_id: session.client_id.clone(),
+            auth_time: session.auth_time.map(bson_time),
+            amr: session.amr.clone(),
+            browser_session_id: session.browser_session_id.map(bson_uuid),
             user: None,
         }
     }
@@ -151,6 +161,9 @@ impl SessionDoc {
             revoked_at: self.revoked_at.map(time),
             scope: self.scope,
             client_id: self.client_id,
+            auth_time: self.auth_time.map(time),
+            amr: self.amr,
+            browser_session_id: self.browser_session_id.map(uuid),
         };
         (session, self.user.map(User::from))
     }

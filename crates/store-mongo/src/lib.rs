@@ -838,6 +838,25 @@ impl FlowStore for MongoStore {
         .await
     }
 
+    async fn sign_out_browser(&self, id: Uuid, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.bounded(async {
+            self.browser_sessions()
+                .delete_one(doc! { "id": bson_uuid(id) })
+                .await
+                .map_err(map_error)?;
+            let done = self
+                .sessions()
+                .update_many(
+                    doc! { "browser_session_id": bson_uuid(id), "revoked_at": Bson::Null },
+                    doc! { "$set": { "revoked_at": bson_time(now) } },
+                )
+                .await
+                .map_err(map_error)?;
+            Ok(done.modified_count)
+        })
+        .await
+    }
+
     async fn find_consent(
         &self,
         user_id: Uuid,

@@ -164,6 +164,26 @@ pub(crate) const ALL: &[Migration] = &[
             },
         ],
     },
+    Migration {
+        version: 20261129000006,
+        description: "openid sessions",
+        collections: &[
+            Collection {
+                name: SESSIONS,
+                indexes: &[Index::Plain {
+                    field: "browser_session_id",
+                    name: "sessions_browser_session_id",
+                }],
+            },
+            Collection {
+                name: BROWSER_SESSIONS,
+                indexes: &[Index::Plain {
+                    field: "id",
+                    name: "browser_sessions_id",
+                }],
+            },
+        ],
+    },
 ];
 
 /// The id of the lease document; versions are numbers, so it cannot clash.

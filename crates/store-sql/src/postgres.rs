@@ -55,9 +55,10 @@ impl Dialect for Postgres {
         "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
     const SESSION_WITH_TOKEN_INSERT: Option<&'static str> = Some(
         "WITH s AS (INSERT INTO sessions (id, user_id, created_at, expires_at, revoked_at, scope, \
-         client_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id) \
+         client_id, auth_time, amr, browser_session_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id) \
          INSERT INTO refresh_tokens (digest, session_id, issued_at, expires_at) \
-         SELECT $8, s.id, $9, $10 FROM s",
+         SELECT $11, s.id, $12, $13 FROM s",
     );
 
     type Time = DateTime<Utc>;

@@ -188,6 +188,9 @@ impl SessionStore for SqlStore<Db> {
                 .bind(session.revoked_at.map(Db::time))
                 .bind(&session.scope)
                 .bind(&session.client_id)
+                .bind(session.auth_time.map(Db::time))
+                .bind(&session.amr)
+                .bind(session.browser_session_id)
         };
         if let Some(both) = Db::SESSION_WITH_TOKEN_INSERT {
             bind_session(both)
@@ -556,6 +559,26 @@ impl FlowStore for SqlStore<Db> {
             .await
             .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn sign_out_browser(&self, id: Uuid, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query("DELETE FROM browser_sessions WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let revoked = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 \
+             WHERE browser_session_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(Db::time(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(revoked.rows_affected())
     }
 
     async fn find_consent(

@@ -55,17 +55,19 @@ pub fn pending_migrations(migrator: &Migrator, applied: &[i64]) -> Vec<String> {
         .collect()
 }
 
-/// Inserts a session: `$1`..`$7` are id, user id, created, expires,
-/// revoked, scope, client id.
+/// Inserts a session: `$1`..`$10` are id, user id, created, expires,
+/// revoked, scope, client id, auth time, amr, browser session id.
 pub const SESSION_INSERT: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, \
-    revoked_at, scope, client_id) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    revoked_at, scope, client_id, auth_time, amr, browser_session_id) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// Session columns, aliased so they can sit beside [`USER_COLUMNS`] in one
 /// row (`s` = sessions).
 pub const SESSION_COLUMNS: &str = "s.id AS session_id, s.user_id AS session_user_id, \
     s.created_at AS session_created_at, s.expires_at AS session_expires_at, \
     s.revoked_at AS session_revoked_at, s.scope AS session_scope, \
-    s.client_id AS session_client_id";
+    s.client_id AS session_client_id, s.auth_time AS session_auth_time, \
+    s.amr AS session_amr, s.browser_session_id AS session_browser_session_id";
 
 /// A session joined with its user, for `SELECT {SESSION_COLUMNS}, {JOINED_USER_COLUMNS}`.
 pub const SESSIONS_WITH_USERS: &str = "sessions s JOIN users u ON u.id = s.user_id";
@@ -89,6 +91,9 @@ pub struct SessionRow {
     pub session_revoked_at: Option<DateTime<Utc>>,
     pub session_scope: Option<String>,
     pub session_client_id: String,
+    pub session_auth_time: Option<DateTime<Utc>>,
+    pub session_amr: Option<String>,
+    pub session_browser_session_id: Option<Uuid>,
 }
 
 impl From<SessionRow> for Session {
@@ -101,6 +106,9 @@ impl From<SessionRow> for Session {
             revoked_at: row.session_revoked_at,
             scope: row.session_scope,
             client_id: row.session_client_id,
+            auth_time: row.session_auth_time,
+            amr: row.session_amr,
+            browser_session_id: row.session_browser_session_id,
         }
     }
 }

@@ -48,6 +48,11 @@ pub struct AuthorizeForm {
     pub max_age: Option<String>,
     /// Pre-fills the sign-in form.
     pub login_hint: Option<String>,
+    /// An ID token this server issued: the person it names is expected
+    /// (signed in as someone else, they are asked to sign in again).
+    pub id_token_hint: Option<String>,
+    /// Preferred languages of the pages (accepted; the pages are English).
+    pub ui_locales: Option<String>,
 }
 
 /// Every answer of `/authorize`.
@@ -108,6 +113,7 @@ fn query_of(form: &FormParams) -> AuthorizationQuery {
         prompt: get("prompt"),
         max_age: get("max_age"),
         login_hint: get("login_hint"),
+        id_token_hint: get("id_token_hint"),
         request: get("request"),
         request_uri: get("request_uri"),
         repeated: Vec::new(),
@@ -136,6 +142,8 @@ impl<S: Store> AuthorizeApi<S> {
         prompt: Query<Option<String>>,
         max_age: Query<Option<String>>,
         login_hint: Query<Option<String>>,
+        id_token_hint: Query<Option<String>>,
+        ui_locales: Query<Option<String>>,
     ) -> AuthorizeResponse {
         let _documented_only = (
             response_type,
@@ -149,6 +157,8 @@ impl<S: Store> AuthorizeApi<S> {
             prompt,
             max_age,
             login_hint,
+            id_token_hint,
+            ui_locales,
         );
         let form = parse_form(req.uri().query().unwrap_or_default().as_bytes());
         self.authorize(req, form, StatusCode::FOUND).await

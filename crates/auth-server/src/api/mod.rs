@@ -10,6 +10,7 @@ mod ops;
 pub mod problem;
 pub mod rate_limit;
 pub mod routes;
+mod userinfo;
 mod users;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ type Apis<S> = (
     oauth::OAuthApi<S>,
     authorize::AuthorizeApi<S>,
     discovery::DiscoveryApi<S>,
+    userinfo::UserInfoApi<S>,
     ops::OpsApi<S>,
 );
 
@@ -51,14 +53,17 @@ fn openapi<S: Store>(state: &Arc<AppState<S>>) -> OpenApiService<Apis<S>, ()> {
             oauth::OAuthApi::new(Arc::clone(state)),
             authorize::AuthorizeApi::new(Arc::clone(state)),
             discovery::DiscoveryApi::new(Arc::clone(state)),
+            userinfo::UserInfoApi::new(Arc::clone(state)),
             ops::OpsApi::new(Arc::clone(state)),
         ),
         "Tessera",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
-        "Self-hosted authentication: registration, the OAuth 2.0 password grant and \
-         JWT access tokens. Use Authorize to log in through /token.",
+        "Self-hosted authentication: registration, an OAuth 2.1 authorization server \
+         (authorization code with PKCE, refresh tokens, the password grant) and an \
+         OpenID Connect provider (discovery, ID tokens, userinfo, RP-initiated logout). \
+         Use Authorize to log in through /token.",
     )
 }
 
@@ -84,6 +89,10 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
         .at("/sign-in", page(crate::pages::flow::Page::SignIn))
         .at("/sign-up", page(crate::pages::flow::Page::SignUp))
         .at("/consent", page(crate::pages::flow::Page::Consent))
+        .at("/logout", {
+            let endpoint = || crate::pages::logout::LogoutEndpoint::new(Arc::clone(&state));
+            poem::get(endpoint()).post(endpoint())
+        })
         .at(crate::pages::STYLESHEET_PATH, stylesheet)
         .catch_all_error(|err| async move { problem::framework_error(err) })
         .around({

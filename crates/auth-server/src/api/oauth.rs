@@ -67,6 +67,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[oai(skip_serializing_if_is_none)]
     pub scope: Option<String>,
+    /// OpenID Connect ID token (a JWS), when `openid` was granted.
+    #[oai(skip_serializing_if_is_none)]
+    pub id_token: Option<String>,
 }
 
 impl From<LoginGrant> for TokenResponse {
@@ -79,6 +82,7 @@ impl From<LoginGrant> for TokenResponse {
                 .refresh_issued
                 .then(|| grant.refresh.expose().to_owned()),
             scope: grant.scope,
+            id_token: grant.id_token,
         }
     }
 }

@@ -66,9 +66,13 @@ pub enum ProblemResponse {
     /// Missing or invalid bearer token.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
-    /// Authenticated, but not allowed (e.g. wrong current password).
+    /// Authenticated, but not allowed (e.g. wrong current password; a token
+    /// without the scope `/userinfo` needs, with `WWW-Authenticate`).
     #[oai(status = 403, content_type = "application/problem+json")]
-    Forbidden(Json<Problem>),
+    Forbidden(
+        Json<Problem>,
+        #[oai(header = "WWW-Authenticate")] Option<String>,
+    ),
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
     #[oai(status = 405, content_type = "application/problem+json")]
@@ -103,7 +107,7 @@ impl ProblemResponse {
             StatusCode::UNAUTHORIZED => {
                 Self::Unauthorized(problem, WWW_AUTHENTICATE_MISSING.into())
             }
-            StatusCode::FORBIDDEN => Self::Forbidden(problem),
+            StatusCode::FORBIDDEN => Self::Forbidden(problem, None),
             StatusCode::NOT_FOUND => Self::NotFound(problem),
             StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed(problem),
             StatusCode::CONFLICT => Self::Conflict(problem),
@@ -160,6 +164,12 @@ impl From<AuthError> for ProblemResponse {
                 format!("the {field} is already taken"),
             ),
             AuthError::InvalidToken(reason) => Self::invalid_token(reason),
+            AuthError::InsufficientScope(scope) => Self::Forbidden(
+                Json(Problem::new(StatusCode::FORBIDDEN, err.to_string())),
+                Some(format!(
+                    r#"Bearer realm="tessera", error="insufficient_scope", scope="{scope}""#
+                )),
+            ),
             AuthError::InvalidCredentials => {
                 Self::from_status(StatusCode::FORBIDDEN, "the current password is wrong")
             }
@@ -315,6 +325,7 @@ impl From<AuthError> for OAuthError {
             AuthError::ClientNotFound(_) | AuthError::ClientConfigured(_) => {
                 Self::BadRequest(oauth_body("invalid_request", err.to_string()))
             }
+            AuthError::InsufficientScope(_) => Self::BadRequest(oauth_body("invalid_scope", err.to_string())),
             AuthError::InvalidToken(_) => Self::BadRequest(oauth_body(
                 "invalid_grant",
                 "the grant is invalid, expired or revoked",

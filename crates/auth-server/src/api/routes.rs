@@ -113,6 +113,8 @@ pub const ROUTES: &[RouteSpec] = &[
     page("/sign-in"),
     page("/sign-up"),
     page("/consent"),
+    page("/logout"),
+    api("/userinfo", GET_POST),
     RouteSpec {
         csp: Csp::Page,
         documented: false,
@@ -120,6 +122,7 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     oauth("/revoke", POST),
     oauth("/introspect", POST),
+    api("/.well-known/openid-configuration", GET),
     api("/.well-known/oauth-authorization-server", GET),
     api("/.well-known/jwks.json", GET),
     api("/healthz", GET),

@@ -73,6 +73,11 @@ impl CookiePolicy {
         self.set_cookie(SESSION, value, Some(self.session_lifetime.as_secs()))
     }
 
+    /// `Set-Cookie` that removes the sign-in session cookie (sign-out).
+    pub fn clear_session(&self) -> String {
+        self.set_cookie(SESSION, "", Some(0))
+    }
+
     /// The CSRF cookie's value, if any.
     pub fn csrf<'a>(&self, req: &'a Request) -> Option<&'a str> {
         cookie(req, &self.name(CSRF))

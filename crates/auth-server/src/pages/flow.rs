@@ -140,7 +140,7 @@ impl<S: Store> Endpoint for PageEndpoint<S> {
 }
 
 /// A page form, or why it could not be read (answered with a 400 page).
-async fn read_form(req: &mut Request) -> Option<FormParams> {
+pub(crate) async fn read_form(req: &mut Request) -> Option<FormParams> {
     let urlencoded = req
         .header(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
@@ -160,18 +160,18 @@ struct Flow<'a, S> {
 }
 
 /// A form field, `None` when missing, empty or repeated.
-fn field<'f>(form: &'f FormParams, name: &str) -> Option<&'f str> {
+pub(crate) fn field<'f>(form: &'f FormParams, name: &str) -> Option<&'f str> {
     form.single(name).ok().flatten()
 }
 
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     Response::builder()
         .status(StatusCode::SEE_OTHER)
         .header(header::LOCATION, location)
         .finish()
 }
 
-fn with_cookie(mut resp: Response, set_cookie: Option<String>) -> Response {
+pub(crate) fn with_cookie(mut resp: Response, set_cookie: Option<String>) -> Response {
     if let Some(value) = set_cookie.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
         resp.headers_mut().append(header::SET_COOKIE, value);
     }

@@ -1,4 +1,5 @@
-//! The hosted pages: sign-in, create account, consent, and the error page.
+//! The hosted pages: sign-in, create account, consent, sign-out, and the
+//! error page.
 //!
 //! Server-rendered with minijinja from templates embedded in the binary;
 //! a file of the same name in `ui.templates_dir` replaces one. Every form
@@ -8,6 +9,7 @@
 
 pub mod cookies;
 pub mod flow;
+pub mod logout;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +31,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("sign_up.html", include_str!("templates/sign_up.html")),
     ("consent.html", include_str!("templates/consent.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("logout.html", include_str!("templates/logout.html")),
+    ("signed_out.html", include_str!("templates/signed_out.html")),
 ];
 
 const STYLESHEET: &str = include_str!("templates/style.css");

@@ -24,7 +24,27 @@ pub fn test_config() -> Config {
     config.passwords.max_queue = 10_000;
     // In-process requests have no peer address: all would share one bucket.
     config.rate_limit.per_minute = 0;
+    config.oidc.keys_dir = Some(id_token_keys().to_owned());
     config
+}
+
+/// One folder of ID-token keys per test process — an RS256, an ES256 and
+/// an EdDSA key (kids `rs256-test`, `es256-test`, `eddsa-test`) — so tests
+/// neither write into the source tree nor generate RSA keys each time.
+pub fn id_token_keys() -> &'static std::path::Path {
+    static KEYS: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        for (alg, kid) in [
+            (auth_core::SigningAlgorithm::RS256, "rs256-test"),
+            (auth_core::SigningAlgorithm::ES256, "es256-test"),
+            (auth_core::SigningAlgorithm::EdDSA, "eddsa-test"),
+        ] {
+            auth_server::keys::write_new_key(dir.path(), alg, Some(kid)).unwrap();
+        }
+        dir
+    })
+    .path()
 }
 
 pub struct TestApp {

@@ -1,0 +1,148 @@
+//! `/logout`: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
+//!
+//! A relying party sends the browser here with `id_token_hint`,
+//! `client_id`, `post_logout_redirect_uri` and `state` (query or form).
+//! With a hint this server signed, naming the person signed in, the browser
+//! is signed out at once; otherwise the person confirms with **Sign out**
+//! (a CSRF-protected form), so a link on another site cannot sign anyone
+//! out. Signing out ends the browser's sign-in session and every session it
+//! started; the browser then goes back to the registered
+//! `post_logout_redirect_uri` (with `state`), or sees a "signed out" page.
+
+use std::sync::Arc;
+
+use auth_core::{LogoutError, LogoutQuery, LogoutRequest, Store, User};
+use minijinja::context;
+use poem::http::{Method, StatusCode};
+use poem::{Endpoint, Request, Response};
+
+use super::flow::{browser_session, field, read_form, see_other, with_cookie};
+use crate::api::body::{parse_form, FormParams};
+use crate::api::AppState;
+
+/// The form field that marks the confirmation form's submission.
+const DECISION: &str = "decision";
+
+#[derive(Debug)]
+pub struct LogoutEndpoint<S> {
+    state: Arc<AppState<S>>,
+}
+
+impl<S> LogoutEndpoint<S> {
+    pub fn new(state: Arc<AppState<S>>) -> Self {
+        Self { state }
+    }
+}
+
+fn logout_query(params: &FormParams) -> LogoutQuery {
+    let get = |name| field(params, name).map(str::to_owned);
+    LogoutQuery {
+        id_token_hint: get("id_token_hint"),
+        client_id: get("client_id"),
+        post_logout_redirect_uri: get("post_logout_redirect_uri"),
+        state: get("state"),
+    }
+}
+
+impl<S: Store> Endpoint for LogoutEndpoint<S> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let params = if req.method() == Method::POST {
+            read_form(&mut req).await
+        } else {
+            parse_form(req.uri().query().unwrap_or_default().as_bytes()).ok()
+        };
+        let Some(params) = params else {
+            return Ok(self.state.pages.error(
+                StatusCode::BAD_REQUEST,
+                "The sign-out request could not be read",
+                "The link or form sent something this server does not understand.",
+                "Go back to the application and sign out from there again.",
+            ));
+        };
+        Ok(self.handle(&req, &params).await)
+    }
+}
+
+impl<S: Store> LogoutEndpoint<S> {
+    async fn handle(&self, req: &Request, params: &FormParams) -> Response {
+        let pages = &self.state.pages;
+        let service = &self.state.service;
+        let request = match service.check_logout(&logout_query(params)).await {
+            Ok(request) => request,
+            Err(LogoutError::Failed(e)) => return pages.auth_error(&e),
+            Err(refused) => {
+                return pages.error(
+                    StatusCode::BAD_REQUEST,
+                    "This sign-out link is not valid",
+                    &refused.to_string(),
+                    "Go back to the application and sign out from there again.",
+                )
+            }
+        };
+        let browser = match browser_session(&self.state, req).await {
+            Ok(browser) => browser,
+            Err(e) => return pages.auth_error(&e),
+        };
+        let user = browser.as_ref().map(|(_, user)| user);
+        let confirmed = if field(params, DECISION).is_some() {
+            if !pages.cookies.csrf_matches(req, field(params, "csrf_token")) {
+                return pages.forbidden_form();
+            }
+            true
+        } else {
+            // Nobody signed in: nothing a forged link could end.
+            browser.is_none() || request.is_confirmed_by_hint(user)
+        };
+        if !confirmed {
+            return self.confirmation_page(req, params, &request, user);
+        }
+        match service
+            .sign_out(pages.cookies.session(req), request.hint.as_ref())
+            .await
+        {
+            Ok(revoked) => {
+                if let Some(user) = user {
+                    tracing::info!(user_id = %user.id, sessions_revoked = revoked, "browser signed out");
+                }
+            }
+            Err(e) => return pages.auth_error(&e),
+        }
+        let done = match request.redirect_url() {
+            Some(url) => see_other(&url),
+            None => pages.page(
+                StatusCode::OK,
+                "signed_out.html",
+                context! { client_name => request.client.as_ref().map(|c| &c.name) },
+            ),
+        };
+        with_cookie(done, Some(pages.cookies.clear_session()))
+    }
+
+    /// **Sign out**, as a form carrying the request on (and a CSRF token).
+    fn confirmation_page(
+        &self,
+        req: &Request,
+        params: &FormParams,
+        request: &LogoutRequest,
+        user: Option<&User>,
+    ) -> Response {
+        let pages = &self.state.pages;
+        let (csrf_secret, set_csrf) = pages.cookies.csrf_for_page(req);
+        let page = pages.page(
+            StatusCode::OK,
+            "logout.html",
+            context! {
+                csrf_token => super::cookies::csrf_token(&csrf_secret),
+                username => user.map(|u| &u.username),
+                client_name => request.client.as_ref().map(|c| &c.name),
+                id_token_hint => field(params, "id_token_hint"),
+                client_id => request.client.as_ref().map(|c| &c.id),
+                post_logout_redirect_uri => &request.post_logout_redirect_uri,
+                state => &request.state,
+            },
+        );
+        with_cookie(page, set_csrf)
+    }
+}
