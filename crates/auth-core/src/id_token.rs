@@ -218,7 +218,11 @@ mod tests {
         (issuer, pem)
     }
 
-    fn facts<'a>(user: &'a User, scope: Option<&'a str>, nonce: Option<&'a str>) -> IdTokenFacts<'a> {
+    fn facts<'a>(
+        user: &'a User,
+        scope: Option<&'a str>,
+        nonce: Option<&'a str>,
+    ) -> IdTokenFacts<'a> {
         IdTokenFacts {
             user,
             client_id: "webapp",
@@ -236,7 +240,9 @@ mod tests {
         for alg in [SigningAlgorithm::EdDSA, SigningAlgorithm::ES256] {
             let (ids, _) = issuer(alg, "k1");
             let u = user();
-            let token = ids.issue(facts(&u, Some("openid email"), Some("n-0S6_WzA2Mj"))).unwrap();
+            let token = ids
+                .issue(facts(&u, Some("openid email"), Some("n-0S6_WzA2Mj")))
+                .unwrap();
             let claims = ids.verify_hint(&token).unwrap();
             assert_eq!(claims.sub, u.id.to_string());
             assert_eq!(claims.aud, "webapp");

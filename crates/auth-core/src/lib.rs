@@ -40,8 +40,8 @@ pub use keys::{KeyError, PublicJwk, SigningAlgorithm};
 pub use model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
 };
-pub use oidc::{LogoutError, LogoutQuery, LogoutRequest, UserInfo};
 pub use oauth::{ClientCredentials, OAuthPolicy, TokenClient};
+pub use oidc::{LogoutError, LogoutQuery, LogoutRequest, UserInfo};
 pub use password::{HashingConfig, PasswordHasher};
 pub use secret::{DatabaseUrl, Secret};
 pub use service::{AuthService, Introspection, LoginGrant, Registration, SessionPolicy, TokenKind};

@@ -78,7 +78,9 @@ pub enum LogoutError {
     ClientMismatch,
     #[error("The address to return to is not registered for this application.")]
     UnregisteredRedirect,
-    #[error("The sign-out link asks to return somewhere without saying which application it is from.")]
+    #[error(
+        "The sign-out link asks to return somewhere without saying which application it is from."
+    )]
     RedirectWithoutClient,
     #[error(transparent)]
     Failed(#[from] AuthError),
@@ -110,9 +112,10 @@ impl<S: Store> AuthService<S> {
     pub async fn check_logout(&self, query: &LogoutQuery) -> Result<LogoutRequest, LogoutError> {
         let hint = match (&query.id_token_hint, self.id_tokens()) {
             (None, _) => None,
-            (Some(token), Some(ids)) => {
-                Some(ids.verify_hint(token).map_err(|_| LogoutError::InvalidHint)?)
-            }
+            (Some(token), Some(ids)) => Some(
+                ids.verify_hint(token)
+                    .map_err(|_| LogoutError::InvalidHint)?,
+            ),
             (Some(_), None) => return Err(LogoutError::InvalidHint),
         };
         let client_id = match (&query.client_id, &hint) {
@@ -162,7 +165,11 @@ impl<S: Store> AuthService<S> {
         let mut browser_sessions = Vec::new();
         if let Some(cookie) = cookie {
             let digest = OpaqueToken::from_presented(cookie).digest();
-            if let Some((session, _)) = self.store().touch_browser_session(&digest, now, now).await? {
+            if let Some((session, _)) = self
+                .store()
+                .touch_browser_session(&digest, now, now)
+                .await?
+            {
                 browser_sessions.push(session.id);
             }
             // Whatever the state of the session, the cookie names nothing now.
@@ -204,6 +211,9 @@ mod tests {
             post_logout_redirect_uri: Some("https://app.example/".into()),
             ..request
         };
-        assert_eq!(without.redirect_url().as_deref(), Some("https://app.example/"));
+        assert_eq!(
+            without.redirect_url().as_deref(),
+            Some("https://app.example/")
+        );
     }
 }

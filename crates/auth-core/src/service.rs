@@ -390,9 +390,8 @@ impl<S: Store> AuthService<S> {
         refresh: RefreshToken,
         nonce: Option<&str>,
     ) -> Result<LoginGrant, AuthError> {
-        let signing_failed = |e: jsonwebtoken::errors::Error| {
-            AuthError::Internal(format!("signing failed: {e}"))
-        };
+        let signing_failed =
+            |e: jsonwebtoken::errors::Error| AuthError::Internal(format!("signing failed: {e}"));
         let access = self
             .tokens
             .issue_for_client(

@@ -60,7 +60,10 @@ pub fn load_id_token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
         config,
         oidc.id_token_algorithm,
         KeySource {
-            dir: oidc.keys_dir.as_deref().or(config.tokens.keys_dir.as_deref()),
+            dir: oidc
+                .keys_dir
+                .as_deref()
+                .or(config.tokens.keys_dir.as_deref()),
             dir_setting: "oidc.keys_dir",
             active_kid: oidc.active_kid.as_deref(),
             active_kid_setting: "oidc.active_kid",

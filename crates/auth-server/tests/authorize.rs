@@ -4,23 +4,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use auth_core::ClientRegistration;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use common::browser::{challenge, hidden, location, params_of, Browser};
 use common::{encode, Reply, TestApp, PASSWORD};
 use poem::http::{Method, StatusCode};
 use poem::Request;
-use sha2::{Digest, Sha256};
 
 const WEB_SECRET: &str = "web-app-secret-at-least-32-characters-long";
 const WEB_CALLBACK: &str = "https://web.example/callback";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-fn challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
 
 fn clients() -> Vec<ClientRegistration> {
     vec![
@@ -60,117 +54,6 @@ fn web_request(extra: &str) -> String {
         encode(WEB_CALLBACK),
         challenge(VERIFIER)
     )
-}
-
-/// A browser: keeps cookies between requests, never follows redirects.
-struct Browser<'a> {
-    app: &'a TestApp,
-    cookies: BTreeMap<String, String>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
-        Self {
-            app,
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    async fn send(&mut self, req: poem::RequestBuilder, body: Option<String>) -> Reply {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let req = if cookie.is_empty() {
-            req
-        } else {
-            req.header("cookie", cookie)
-        };
-        let req = match body {
-            Some(body) => req
-                .content_type("application/x-www-form-urlencoded")
-                .body(body),
-            None => req.finish(),
-        };
-        let reply = self.app.send(req).await;
-        for set in reply.headers.get_all("set-cookie") {
-            let set = set.to_str().unwrap();
-            let (pair, _) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if set.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        reply
-    }
-
-    async fn get(&mut self, path: &str) -> Reply {
-        self.send(Request::builder().method(Method::GET).uri_str(path), None)
-            .await
-    }
-
-    async fn post(&mut self, path: &str, form: &str) -> Reply {
-        self.send(
-            Request::builder().method(Method::POST).uri_str(path),
-            Some(form.to_owned()),
-        )
-        .await
-    }
-
-    /// GET `path` (a page), then submit its form with `fields`.
-    async fn submit(&mut self, path: &str, fields: &str) -> Reply {
-        let page = self.get(path).await;
-        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
-        let csrf = hidden(&page.text, "csrf_token");
-        let request = hidden(&page.text, "request");
-        let action = path.split('?').next().unwrap();
-        self.post(
-            action,
-            &format!("csrf_token={csrf}&request={request}&{fields}"),
-        )
-        .await
-    }
-
-    /// Signs in from the page `/authorize` sent us to.
-    async fn sign_in(&mut self, page: &str, username: &str) -> Reply {
-        self.submit(
-            page,
-            &format!(
-                "username={}&password={}",
-                encode(username),
-                encode(PASSWORD)
-            ),
-        )
-        .await
-    }
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-fn location(reply: &Reply) -> String {
-    reply
-        .header("location")
-        .unwrap_or_else(|| panic!("no Location: {} {}", reply.status, reply.text))
-        .to_owned()
-}
-
-/// The query parameters of a redirect back to the client.
-fn params_of(url: &str) -> BTreeMap<String, String> {
-    let query = url.split_once('?').map_or("", |(_, q)| q);
-    url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
 }
 
 async fn redeem(app: &TestApp, code: &str, auth: &str) -> Reply {

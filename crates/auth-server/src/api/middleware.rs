@@ -6,7 +6,7 @@ use poem::http::{header, HeaderValue};
 use poem::{Endpoint, IntoResponse, Request, Response, Result};
 use tracing::Instrument;
 
-use super::routes::{self, Csp, ErrorFamily};
+use super::routes::{self, Csp};
 
 /// Strict for the JSON API; Swagger UI's page needs its inline script and styles.
 const CSP_API: &str = "default-src 'none'; frame-ancestors 'none'";
@@ -31,8 +31,8 @@ pub async fn response_headers<E: Endpoint>(next: E, req: Request) -> Result<Resp
             }
         }
         // OAuth responses carry credentials, pages carry CSRF tokens and
-        // codes: never cached (RFC 6749 §5.1).
-        if matches!(route.errors, ErrorFamily::OAuth | ErrorFamily::Page) {
+        // codes, `/userinfo` personal data: never cached (RFC 6749 §5.1).
+        if route.no_store {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         }

@@ -325,7 +325,9 @@ impl From<AuthError> for OAuthError {
             AuthError::ClientNotFound(_) | AuthError::ClientConfigured(_) => {
                 Self::BadRequest(oauth_body("invalid_request", err.to_string()))
             }
-            AuthError::InsufficientScope(_) => Self::BadRequest(oauth_body("invalid_scope", err.to_string())),
+            AuthError::InsufficientScope(_) => {
+                Self::BadRequest(oauth_body("invalid_scope", err.to_string()))
+            }
             AuthError::InvalidToken(_) => Self::BadRequest(oauth_body(
                 "invalid_grant",
                 "the grant is invalid, expired or revoked",

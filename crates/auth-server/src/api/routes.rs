@@ -54,6 +54,9 @@ pub struct RouteSpec {
     pub limit: Limit,
     /// Part of the OpenAPI document (the document and Swagger UI are not).
     pub documented: bool,
+    /// Responses carry credentials, personal data or CSRF tokens:
+    /// `Cache-Control: no-store` (RFC 6749 §5.1, OpenID Connect Core §5.3).
+    pub no_store: bool,
 }
 
 const GET: &[Method] = &[Method::GET, Method::HEAD];
@@ -70,6 +73,15 @@ const fn api(template: &'static str, methods: &'static [Method]) -> RouteSpec {
         csp: Csp::Api,
         limit: Limit::None,
         documented: true,
+        no_store: false,
+    }
+}
+
+/// A documented JSON route whose answers are about the token's person.
+const fn personal(template: &'static str, methods: &'static [Method]) -> RouteSpec {
+    RouteSpec {
+        no_store: true,
+        ..api(template, methods)
     }
 }
 
@@ -77,6 +89,7 @@ const fn api(template: &'static str, methods: &'static [Method]) -> RouteSpec {
 const fn oauth(template: &'static str, methods: &'static [Method]) -> RouteSpec {
     RouteSpec {
         errors: ErrorFamily::OAuth,
+        no_store: true,
         ..api(template, methods)
     }
 }
@@ -95,6 +108,7 @@ const fn page(template: &'static str) -> RouteSpec {
         csp: Csp::Page,
         limit: Limit::Posts,
         documented: false,
+        no_store: true,
         ..api(template, GET_POST)
     }
 }
@@ -102,8 +116,8 @@ const fn page(template: &'static str) -> RouteSpec {
 /// Every route the server answers.
 pub const ROUTES: &[RouteSpec] = &[
     rate_limited(api("/users", POST)),
-    api("/users/me", GET),
-    api("/users/me/password", POST),
+    personal("/users/me", GET),
+    personal("/users/me/password", POST),
     rate_limited(oauth("/token", POST)),
     RouteSpec {
         limit: Limit::Every,
@@ -114,7 +128,7 @@ pub const ROUTES: &[RouteSpec] = &[
     page("/sign-up"),
     page("/consent"),
     page("/logout"),
-    api("/userinfo", GET_POST),
+    personal("/userinfo", GET_POST),
     RouteSpec {
         csp: Csp::Page,
         documented: false,

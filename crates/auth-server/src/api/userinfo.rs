@@ -101,7 +101,9 @@ fn bearer_header(req: &poem::Request) -> Result<Option<String>, ProblemResponse>
         return Ok(None);
     };
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim().to_owned()))
         }
         _ => Err(ProblemResponse::from_status(

@@ -1,6 +1,8 @@
 //! Shared helpers for the in-process HTTP tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
+
 use std::sync::Arc;
 
 use auth_server::config::Config;
