@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::support::*;
 
 pub const CALLBACK: &str = "https://web.example/callback";
+const SIGNED_OUT: &str = "https://web.example/signed-out";
 const VERIFIER: &str = "e2e-verifier-e2e-verifier-e2e-verifier-e2e-verifier";
 
 /// A browser for the e2e tests: keeps cookies (by name: every replica is
@@ -96,6 +97,12 @@ fn hidden(html: &str, name: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
+/// The claims of a JWT, unverified (the in-process tests verify signatures).
+fn id_token_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
 pub fn query_of(url: &str) -> BTreeMap<String, String> {
     let query = url.split_once('?').map_or("", |(_, q)| q);
     url::form_urlencoded::parse(query.as_bytes())
@@ -131,6 +138,8 @@ pub fn add_client(env: &[(&str, String)], id: &str) -> String {
             "E2E Web",
             "--redirect-uri",
             CALLBACK,
+            "--post-logout-redirect-uri",
+            SIGNED_OUT,
             "--scope",
             "openid",
             "--scope",
@@ -213,6 +222,56 @@ pub async fn code_flow_across_replicas(env: &[(&str, String)]) {
     let again = browser.get(&c, &authorize_path("e2e-web", "openid")).await;
     assert_eq!(again.status, StatusCode::FOUND, "{}", again.text);
     assert!(query_of(&again.location.unwrap()).contains_key("code"));
+
+    // OpenID Connect across replicas: the ID token from one verifies as a
+    // hint on another, userinfo answers anywhere, and signing out on one
+    // ends the sessions everywhere.
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let id_token = refreshed["id_token"].as_str().expect("an ID token");
+    let access = refreshed["access_token"].as_str().unwrap();
+    let info = a
+        .http
+        .get(a.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), StatusCode::OK);
+    let info: Value = info.json().await.unwrap();
+    let claims = id_token_claims(id_token);
+    assert_eq!(info["sub"], claims["sub"]);
+    assert!(claims["sid"].is_string(), "{claims}");
+    let logout_path = format!(
+        "/logout?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("id_token_hint", id_token),
+                ("post_logout_redirect_uri", SIGNED_OUT),
+                ("state", "gone"),
+            ])
+            .finish()
+    );
+    let out = browser.get(&b, &logout_path).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.text);
+    assert_eq!(
+        out.location.as_deref(),
+        Some(&*format!("{SIGNED_OUT}?state=gone"))
+    );
+    assert_eq!(
+        c.me(access).await,
+        StatusCode::UNAUTHORIZED,
+        "ended everywhere"
+    );
+    let silent = browser
+        .get(
+            &a,
+            &format!("{}&prompt=none", authorize_path("e2e-web", "openid")),
+        )
+        .await;
+    assert_eq!(
+        query_of(&silent.location.unwrap())["error"],
+        "login_required"
+    );
     for server in [a, b, c] {
         server.stop();
     }

@@ -125,8 +125,63 @@ async fn production_with_asymmetric_keys_needs_no_hs256_secret() {
         &[],
         &["keys", "generate", "--alg", "EdDSA", "--out", &keys_dir],
     );
-    env.push(("TESSERA_TOKENS__KEYS_DIR", keys_dir));
+    env.push(("TESSERA_TOKENS__KEYS_DIR", keys_dir.clone()));
+    // ID tokens are RS256 by default, whatever signs access tokens: the
+    // folder needs an RS256 key too, and the message says which setting.
+    let stderr = refusal_without_test_id_keys(&env);
+    assert!(stderr.contains("no RS256 key"), "{stderr}");
+    assert!(stderr.contains("oidc.keys_dir"), "{stderr}");
+    run_ok(
+        &[],
+        &["keys", "generate", "--alg", "RS256", "--out", &keys_dir],
+    );
+    env.push(("TESSERA_OIDC__KEYS_DIR", keys_dir));
     let server = Server::start(&env);
     assert_eq!(server.register("keyholder").await, StatusCode::CREATED);
+    let jwks: Value = server.get_json("/.well-known/jwks.json").await;
+    let algs: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["alg"].as_str())
+        .collect();
+    assert!(
+        algs.contains(&"EdDSA") && algs.contains(&"RS256"),
+        "{algs:?}"
+    );
     server.stop();
+}
+
+/// Like [`refusal`], without the test harness's shared ID-token keys.
+fn refusal_without_test_id_keys(env: &[(&str, String)]) -> String {
+    let output = tessera(env)
+        .env_remove("TESSERA_OIDC__KEYS_DIR")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "refused: {env:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn production_refuses_openid_connect_without_a_key_folder_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(dir.path());
+    env.extend([
+        ("TESSERA_PROFILE", "production".to_owned()),
+        (
+            "TESSERA_TOKENS__SECRET",
+            "a-production-secret-of-more-than-32-bytes".to_owned(),
+        ),
+        ("TESSERA_PASSWORDS__MEMORY_KIB", "19456".to_owned()),
+        ("TESSERA_PASSWORDS__ITERATIONS", "2".to_owned()),
+    ]);
+    let stderr = refusal_without_test_id_keys(&env);
+    assert!(
+        stderr.contains("oidc.keys_dir is required in production"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("keys").exists(),
+        "production never generates a key"
+    );
 }

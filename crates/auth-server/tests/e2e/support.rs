@@ -26,11 +26,32 @@ pub fn tessera(env: &[(&str, String)]) -> Command {
         .env("TESSERA_PASSWORDS__MEMORY_KIB", "1024")
         .env("TESSERA_PASSWORDS__ITERATIONS", "1")
         .env("TESSERA_STORAGE__CONNECT_TIMEOUT", "5s")
-        .env("TESSERA_RATE_LIMIT__PER_MINUTE", "0");
+        .env("TESSERA_RATE_LIMIT__PER_MINUTE", "0")
+        // Every replica of every test signs ID tokens with the same keys,
+        // made once (an RSA key per server start would be slow).
+        .env("TESSERA_OIDC__KEYS_DIR", id_token_keys());
     for (key, value) in env {
         command.env(key, value);
     }
     command
+}
+
+/// A folder with an RS256, an ES256 and an EdDSA key (kids `rs256-e2e`,
+/// `es256-e2e`, `eddsa-e2e`), made once per test process.
+pub fn id_token_keys() -> &'static std::path::Path {
+    static KEYS: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        for (alg, kid) in [
+            (auth_core::SigningAlgorithm::RS256, "rs256-e2e"),
+            (auth_core::SigningAlgorithm::ES256, "es256-e2e"),
+            (auth_core::SigningAlgorithm::EdDSA, "eddsa-e2e"),
+        ] {
+            auth_server::keys::write_new_key(dir.path(), alg, Some(kid)).unwrap();
+        }
+        dir
+    })
+    .path()
 }
 
 impl Server {
