@@ -1,7 +1,8 @@
 //! `cargo xtask browser`: the hosted pages in a real browser. Debian's
 //! Chromium (`apt-get install chromium`; never `playwright install`, which
-//! downloads a browser) driven by PyPI's `playwright`, with Authlib as the
-//! OAuth client that completes the code flow against the real binary.
+//! downloads a browser) driven by PyPI's `playwright`, with Authlib and
+//! npm's openid-client as the relying parties that complete the code flow
+//! against the real binary.
 
 use std::path::Path;
 use std::process::Command;
@@ -21,6 +22,24 @@ const REQUIREMENTS: &[&str] = &[
 /// Where the tests live (pytest files beside the Rust tests).
 const TESTS: &str = "crates/auth-server/tests/browser";
 
+/// The openid-client relying party (a Node.js package with a lock file).
+const RP: &str = "crates/auth-server/tests/browser/rp";
+
+/// `npm ci` in the relying party's folder unless its lock file is what was
+/// installed last time.
+fn node_rp() -> Result<std::path::PathBuf> {
+    let dir = workspace_root().join(RP);
+    let lock = std::fs::read_to_string(dir.join("package-lock.json"))?;
+    let stamp = dir.join("node_modules/.tessera-installed");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(lock.as_str()) {
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir))?;
+        std::fs::write(&stamp, &lock)?;
+    }
+    Ok(dir.join("rp.mjs"))
+}
+
 pub fn run_tests(extra: &[String]) -> Result<()> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
@@ -31,6 +50,7 @@ pub fn run_tests(extra: &[String]) -> Result<()> {
     }
     cargo(&["build", "-q", "-p", "auth-server", "--all-features"], &[])?;
     let python = python_env(".venv-browser", REQUIREMENTS)?;
+    let rp = node_rp()?;
     let root = workspace_root();
     run(Command::new(python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
@@ -38,6 +58,7 @@ pub fn run_tests(extra: &[String]) -> Result<()> {
         .arg(root.join(TESTS))
         .env("TESSERA_TEST_BIN", root.join("target/debug/tessera"))
         .env("CHROMIUM", chromium)
+        .env("TESSERA_TEST_RP", rp)
         // The driver must never fetch a browser.
         .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))
 }

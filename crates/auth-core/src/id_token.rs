@@ -156,7 +156,7 @@ impl IdTokenIssuer {
         let mut header = Header::new(self.keys.signing.algorithm);
         header.typ = Some("JWT".to_owned());
         header.kid = Some(self.keys.signing.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.keys.signing.key)
+        self.keys.signing.sign(&header, &claims)
     }
 
     /// An ID token this server signed, as an `id_token_hint` (Core

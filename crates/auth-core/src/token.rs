@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::keys::{AsymmetricKey, PublicJwk};
+use crate::keys::{AsymmetricKey, PreparedKey, PublicJwk};
 use crate::model::User;
 
 /// The JOSE `typ` of access tokens (RFC 9068 section 2.1).
@@ -87,7 +87,39 @@ pub struct TokenConfig {
 pub(crate) struct SigningKey {
     pub(crate) kid: String,
     pub(crate) algorithm: Algorithm,
-    pub(crate) key: EncodingKey,
+    pub(crate) key: SigningMaterial,
+}
+
+/// What a signing key signs with.
+pub(crate) enum SigningMaterial {
+    /// HS256: jsonwebtoken's HMAC.
+    Secret(EncodingKey),
+    /// EdDSA, ES256, RS256: a key pair parsed once (see [`PreparedKey`]).
+    Private(PreparedKey),
+}
+
+impl SigningKey {
+    /// A compact JWS of `claims` under `header` (RFC 7515 §7.1).
+    pub(crate) fn sign<T: Serialize>(
+        &self,
+        header: &Header,
+        claims: &T,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let key = match &self.key {
+            SigningMaterial::Secret(secret) => return jsonwebtoken::encode(header, claims, secret),
+            SigningMaterial::Private(key) => key,
+        };
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut jws = engine.encode(serde_json::to_vec(header)?);
+        jws.push('.');
+        jws.push_str(&engine.encode(serde_json::to_vec(claims)?));
+        let signature = key
+            .sign(jws.as_bytes())
+            .map_err(jsonwebtoken::errors::ErrorKind::Crypto)?;
+        jws.push('.');
+        jws.push_str(&engine.encode(signature));
+        Ok(jws)
+    }
 }
 
 /// A key that verifies tokens carrying its `kid`.
@@ -140,7 +172,7 @@ impl TokenKeys {
             signing: SigningKey {
                 kid,
                 algorithm: Algorithm::HS256,
-                key: EncodingKey::from_secret(secret),
+                key: SigningMaterial::Secret(EncodingKey::from_secret(secret)),
             },
             verifying,
             public: Vec::new(),
@@ -155,7 +187,7 @@ impl TokenKeys {
         let signing = SigningKey {
             kid: active.kid.clone(),
             algorithm: active.algorithm.jwt(),
-            key: active.encoding,
+            key: SigningMaterial::Private(active.prepared),
         };
         for key in std::iter::once((active.kid, active.algorithm, active.decoding, active.public))
             .chain(
@@ -275,7 +307,7 @@ impl TokenIssuer {
         let mut header = Header::new(self.keys.signing.algorithm);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
         header.kid = Some(self.keys.signing.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.keys.signing.key)?;
+        let token = self.keys.signing.sign(&header, &claims)?;
         Ok(IssuedToken {
             token,
             expires_in: ttl,

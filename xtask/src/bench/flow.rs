@@ -21,20 +21,39 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 pub fn client_config() -> String {
     format!(
         "[[clients]]\nid = \"{CLIENT_ID}\"\nname = \"Bench\"\nsecret = \"{CLIENT_SECRET}\"\n\
-         redirect_uris = [\"{REDIRECT_URI}\"]\nscopes = [\"openid\"]\nfirst_party = true\n"
+         redirect_uris = [\"{REDIRECT_URI}\"]\nscopes = [\"openid\", \"profile\"]\nfirst_party = true\n"
     )
 }
 
-fn authorize_path() -> String {
+/// What the codes are for: `openid` makes the token response carry an ID
+/// token (signed once per redemption); `profile` alone does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    OpenId,
+    NoIdToken,
+}
+
+impl Scope {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scope::OpenId => "openid",
+            Scope::NoIdToken => "profile",
+        }
+    }
+}
+
+fn authorize_path(scope: Scope) -> String {
     format!(
-        "/authorize?response_type=code&client_id={CLIENT_ID}&redirect_uri={}&scope=openid\
+        "/authorize?response_type=code&client_id={CLIENT_ID}&redirect_uri={}&scope={}\
          &code_challenge={CHALLENGE}&code_challenge_method=S256&state=bench",
-        REDIRECT_URI.replace(':', "%3A").replace('/', "%2F")
+        REDIRECT_URI.replace(':', "%3A").replace('/', "%2F"),
+        scope.as_str()
     )
 }
 
 /// Signed-in browsers, and pending requests with a CSRF cookie for the page.
 pub struct Prepared {
+    scope: Scope,
     sessions: Arc<Vec<String>>,
     page_paths: Arc<Vec<String>>,
     csrf_cookie: String,
@@ -46,11 +65,19 @@ pub async fn prepare(
     addr: SocketAddr,
     usernames: &[String],
     connections: usize,
+    scope: Scope,
 ) -> Result<Prepared> {
     let mut sessions = Vec::new();
     let mut csrf_cookie = String::new();
     for username in usernames {
-        let start = call_raw(addr, Method::GET, &authorize_path(), &[], String::new()).await?;
+        let start = call_raw(
+            addr,
+            Method::GET,
+            &authorize_path(scope),
+            &[],
+            String::new(),
+        )
+        .await?;
         if start.status != StatusCode::SEE_OTHER {
             bail!(
                 "GET /authorize answered {} (no code flow in this build?)",
@@ -100,10 +127,18 @@ pub async fn prepare(
     }
     let mut page_paths = Vec::new();
     for _ in 0..connections {
-        let start = call_raw(addr, Method::GET, &authorize_path(), &[], String::new()).await?;
+        let start = call_raw(
+            addr,
+            Method::GET,
+            &authorize_path(scope),
+            &[],
+            String::new(),
+        )
+        .await?;
         page_paths.push(start.location().to_owned());
     }
     Ok(Prepared {
+        scope,
         sessions: Arc::new(sessions),
         page_paths: Arc::new(page_paths),
         csrf_cookie,
@@ -120,7 +155,7 @@ pub async fn mint(
     let minted: Arc<Vec<Mutex<Vec<String>>>> =
         Arc::new((0..connections).map(|_| Mutex::new(Vec::new())).collect());
     let scenario = Scenario::Authorize {
-        path: authorize_path(),
+        path: authorize_path(prepared.scope),
         cookies: Arc::clone(&prepared.sessions),
         minted: Arc::clone(&minted),
         quota: count.div_ceil(connections),

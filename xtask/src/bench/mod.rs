@@ -121,7 +121,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         rows.extend(backend_rows);
     }
 
+    println!("==> ID-token signing (memory backend, one server per algorithm)");
+    let signing_rows = runtime.block_on(bench_id_token_signing(&binary, args))?;
+    let signing = signing_summary(&signing_rows);
+    rows.extend(signing_rows);
+
     print_table(&rows);
+    println!("{}", signing["text"].as_str().unwrap_or_default());
     for line in &summaries {
         println!("{}", line["text"].as_str().unwrap_or_default());
     }
@@ -133,6 +139,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "argon2_hashes_per_sec_per_thread": hashes_per_sec,
         "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
         "summaries": summaries,
+        "id_token_signing": signing,
     });
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -280,6 +287,7 @@ async fn bench_backend(
         addr,
         &seeded.usernames[..seeded.usernames.len().min(8)],
         conns,
+        flow::Scope::OpenId,
     )
     .await
     {
@@ -315,6 +323,79 @@ async fn bench_backend(
     measure("me_in_storm", during?, &server)?;
     server.stop();
     Ok((rows, idle_rss))
+}
+
+/// Codes redeemed with no ID token and with an RS256, ES256 and EdDSA one,
+/// side by side on the memory backend (where nothing but the signature
+/// differs between the runs).
+async fn bench_id_token_signing(binary: &Path, args: &BenchArgs) -> Result<Vec<Row>> {
+    const CODES: usize = 6000;
+    let variants: [(&'static str, &str, flow::Scope); 4] = [
+        ("redeem_no_id", "RS256", flow::Scope::NoIdToken),
+        ("redeem_rs256", "RS256", flow::Scope::OpenId),
+        ("redeem_es256", "ES256", flow::Scope::OpenId),
+        ("redeem_eddsa", "EdDSA", flow::Scope::OpenId),
+    ];
+    let mut rows = Vec::new();
+    for (name, algorithm, scope) in variants {
+        let data = tempfile::tempdir()?;
+        let config = data.path().join("bench.toml");
+        std::fs::write(&config, flow::client_config())?;
+        let env = vec![
+            ("TESSERA_CONFIG", config.display().to_string()),
+            ("TESSERA_OAUTH__CODE_TTL", "10m".to_owned()),
+            ("TESSERA_STORAGE__BACKEND", "memory".to_owned()),
+            ("TESSERA_DATA_DIR", data.path().display().to_string()),
+            ("TESSERA_OIDC__ID_TOKEN_ALGORITHM", algorithm.to_owned()),
+            (
+                "TESSERA_TOKENS__SECRET",
+                "bench-secret-bench-secret-bench-secret".to_owned(),
+            ),
+            ("TESSERA_RATE_LIMIT__PER_MINUTE", "0".to_owned()),
+        ];
+        let server = Server::start(binary, &env)?;
+        let seeded = seed(server.addr, 8).await?;
+        let prepared =
+            flow::prepare(server.addr, &seeded.usernames, args.connections, scope).await?;
+        let (_, codes) = flow::mint(server.addr, &prepared, CODES, args.connections).await?;
+        server.reset_peak();
+        let sample = load::run(
+            server.addr,
+            flow::redeem(codes),
+            args.connections,
+            args.duration,
+        )
+        .await?;
+        let row = Row::new("memory", name, &sample, server.peak_rss_mib()?);
+        println!(
+            "    {name:<12} {:>9.0} req/s  p99 {:>7.2} ms  errors {}",
+            row.rps, row.p99, row.errors
+        );
+        rows.push(row);
+        server.stop();
+    }
+    Ok(rows)
+}
+
+/// Each algorithm's redemption rate as a share of the rate without an ID token.
+fn signing_summary(rows: &[Row]) -> Value {
+    let rps = |s| find(rows, "memory", s).map_or(0.0, |r| r.rps);
+    let base = rps("redeem_no_id").max(f64::MIN_POSITIVE);
+    let (rs, es, ed) = (
+        rps("redeem_rs256") / base,
+        rps("redeem_es256") / base,
+        rps("redeem_eddsa") / base,
+    );
+    json!({
+        "redeem_rs256_over_no_id_token": rs,
+        "redeem_es256_over_no_id_token": es,
+        "redeem_eddsa_over_no_id_token": ed,
+        "text": format!(
+            "ID tokens  code redemption with an RS256 ID token = {:.0}%, ES256 = {:.0}%, EdDSA = {:.0}% \
+             of redemption without one",
+            rs * 100.0, es * 100.0, ed * 100.0
+        ),
+    })
 }
 
 struct Seeded {

@@ -59,14 +59,16 @@ class CallbackServer:
 
 
 class Tessera:
-    """A running `tessera serve` on SQLite with two configured clients."""
+    """A running `tessera serve` on SQLite with two configured clients;
+    `env` adds settings (e.g. the ID-token algorithm)."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.callbacks = CallbackServer()
         self.callback_port = self.callbacks.port
         self.callback = f"http://127.0.0.1:{self.callback_port}/callback"
+        self.signed_out = f"http://127.0.0.1:{self.callback_port}/signed-out"
         config = workdir / "tessera.toml"
         config.write_text(
             f"""
@@ -75,6 +77,7 @@ id = "webapp"
 name = "Acme Web"
 secret = "{WEB_SECRET}"
 redirect_uris = ["{self.callback}"]
+post_logout_redirect_uris = ["{self.signed_out}"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "profile", "email", "offline_access"]
 
@@ -97,6 +100,7 @@ first_party = true
                 "TESSERA_PASSWORDS__ITERATIONS": "1",
                 "TESSERA_RATE_LIMIT__PER_MINUTE": "0",
                 "TESSERA_LOG__FORMAT": "json",
+                **(env or {}),
             }
         )
         self.log = open(workdir / "tessera.log", "w")
@@ -149,6 +153,18 @@ first_party = true
 def tessera():
     with tempfile.TemporaryDirectory() as workdir:
         server = Tessera(Path(workdir))
+        yield server
+        server.stop()
+
+
+@pytest.fixture(scope="module", params=["RS256", "ES256", "EdDSA"])
+def oidc_tessera(request):
+    """A server per ID-token signing algorithm (its dev key generated on start)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        server = Tessera(
+            Path(workdir), {"TESSERA_OIDC__ID_TOKEN_ALGORITHM": request.param}
+        )
+        server.alg = request.param
         yield server
         server.stop()
 
