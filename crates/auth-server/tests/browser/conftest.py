@@ -60,9 +60,9 @@ class CallbackServer:
 
 class Tessera:
     """A running `tessera serve` on SQLite with two configured clients;
-    `env` adds settings (e.g. the ID-token algorithm)."""
+    `settings` adds environment settings (e.g. the ID-token algorithm)."""
 
-    def __init__(self, workdir: Path, env: dict | None = None):
+    def __init__(self, workdir: Path, settings: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.callbacks = CallbackServer()
@@ -100,7 +100,7 @@ first_party = true
                 "TESSERA_PASSWORDS__ITERATIONS": "1",
                 "TESSERA_RATE_LIMIT__PER_MINUTE": "0",
                 "TESSERA_LOG__FORMAT": "json",
-                **(env or {}),
+                **(settings or {}),
             }
         )
         self.log = open(workdir / "tessera.log", "w")
