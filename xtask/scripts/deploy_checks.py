@@ -14,6 +14,10 @@ container = deployment["template"]["spec"]["containers"][0]
 assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 assert "requests" in container["resources"]
+mounts = {m["name"]: m for m in container["volumeMounts"]}
+assert mounts["oidc-keys"]["mountPath"] == kinds["ConfigMap"]["data"]["TESSERA_OIDC__KEYS_DIR"], "ID-token keys mounted where the config says"
+volumes = {v["name"]: v for v in deployment["template"]["spec"]["volumes"]}
+assert volumes["oidc-keys"]["secret"]["secretName"] == "tessera-oidc-keys"
 assert kinds["Job"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
 compose = yaml.safe_load((deploy / "compose.yaml").read_text())
 services = compose["services"]
@@ -27,6 +31,8 @@ for profile, (db, migrate, server) in {
     assert services[migrate]["command"] == ["migrate"]
     assert services[migrate]["depends_on"][db]["condition"] == "service_healthy"
     assert services[server]["depends_on"][migrate]["condition"] == "service_completed_successfully"
+    assert services[server]["depends_on"]["keys"]["condition"] == "service_completed_successfully"
+    assert "keys:/var/lib/tessera/keys:ro" in services[server]["volumes"], server
     for name in (migrate, server):
         env = services[name]["environment"]
         assert env["TESSERA_STORAGE__BACKEND"] == profile, (name, env)
