@@ -95,7 +95,7 @@ pub(crate) enum SigningMaterial {
     /// HS256: jsonwebtoken's HMAC.
     Secret(EncodingKey),
     /// EdDSA, ES256, RS256: a key pair parsed once (see [`PreparedKey`]).
-    Private(PreparedKey),
+    Private(Box<PreparedKey>),
 }
 
 impl SigningKey {
@@ -187,7 +187,7 @@ impl TokenKeys {
         let signing = SigningKey {
             kid: active.kid.clone(),
             algorithm: active.algorithm.jwt(),
-            key: SigningMaterial::Private(active.prepared),
+            key: SigningMaterial::Private(Box::new(active.prepared)),
         };
         for key in std::iter::once((active.kid, active.algorithm, active.decoding, active.public))
             .chain(

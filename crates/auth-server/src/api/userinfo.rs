@@ -94,9 +94,18 @@ impl<S: Store> UserInfoApi<S> {
     }
 }
 
+/// An `Authorization` header that is not `Bearer <token>`.
+struct NotBearer;
+
+impl From<NotBearer> for ProblemResponse {
+    fn from(_: NotBearer) -> Self {
+        ProblemResponse::from_status(StatusCode::UNAUTHORIZED, "bearer credentials are required")
+    }
+}
+
 /// The token of an `Authorization: Bearer` header (RFC 6750 §2.1; the
 /// scheme is case-insensitive); another scheme is refused.
-fn bearer_header(req: &poem::Request) -> Result<Option<String>, ProblemResponse> {
+fn bearer_header(req: &poem::Request) -> Result<Option<String>, NotBearer> {
     let Some(value) = req.header(poem::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -106,10 +115,7 @@ fn bearer_header(req: &poem::Request) -> Result<Option<String>, ProblemResponse>
         {
             Ok(Some(token.trim().to_owned()))
         }
-        _ => Err(ProblemResponse::from_status(
-            StatusCode::UNAUTHORIZED,
-            "bearer credentials are required",
-        )),
+        _ => Err(NotBearer),
     }
 }
 
