@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::keys::KeyError;
+use crate::keys::{KeyError, SigningAlgorithm};
 use crate::model::User;
 use crate::token::{TokenError, TokenKeys, ACCESS_TOKEN_TYPE};
 
@@ -100,6 +100,7 @@ pub struct IdTokenFacts<'a> {
 #[derive(Debug)]
 pub struct IdTokenIssuer {
     keys: TokenKeys,
+    algorithm: SigningAlgorithm,
     issuer: String,
     ttl: Duration,
 }
@@ -107,13 +108,23 @@ pub struct IdTokenIssuer {
 impl IdTokenIssuer {
     /// Refuses a key set whose signing key is a shared secret.
     pub fn new(keys: TokenKeys, issuer: String, ttl: Duration) -> Result<Self, KeyError> {
-        if keys.signing.algorithm == Algorithm::HS256 {
-            return Err(KeyError::Invalid {
-                kid: keys.signing.kid.clone(),
-                reason: "ID tokens need an asymmetric key (RS256, ES256 or EdDSA)".into(),
-            });
-        }
-        Ok(Self { keys, issuer, ttl })
+        let algorithm = match keys.signing.algorithm {
+            Algorithm::RS256 => SigningAlgorithm::RS256,
+            Algorithm::ES256 => SigningAlgorithm::ES256,
+            Algorithm::EdDSA => SigningAlgorithm::EdDSA,
+            _ => {
+                return Err(KeyError::Invalid {
+                    kid: keys.signing.kid.clone(),
+                    reason: "ID tokens need an asymmetric key (RS256, ES256 or EdDSA)".into(),
+                })
+            }
+        };
+        Ok(Self {
+            keys,
+            algorithm,
+            issuer,
+            ttl,
+        })
     }
 
     pub fn keys(&self) -> &TokenKeys {
@@ -121,16 +132,16 @@ impl IdTokenIssuer {
     }
 
     /// The JWS `alg` new ID tokens carry.
-    pub fn algorithm(&self) -> Algorithm {
-        self.keys.signing.algorithm
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.algorithm
     }
 
     /// `at_hash` (Core §3.1.3.6): the left half of the hash of the access
     /// token's ASCII, with the hash of the signing algorithm — SHA-256 for
     /// RS256 and ES256, SHA-512 for EdDSA (Ed25519 hashes with SHA-512).
     pub fn at_hash(&self, access_token: &str) -> String {
-        let digest: Vec<u8> = match self.algorithm() {
-            Algorithm::EdDSA => Sha512::digest(access_token.as_bytes()).to_vec(),
+        let digest: Vec<u8> = match self.algorithm {
+            SigningAlgorithm::EdDSA => Sha512::digest(access_token.as_bytes()).to_vec(),
             _ => Sha256::digest(access_token.as_bytes()).to_vec(),
         };
         URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
@@ -195,7 +206,7 @@ impl IdTokenIssuer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{generate_private_key_pem, parse_private_key_pem, SigningAlgorithm};
+    use crate::keys::{generate_private_key_pem, parse_private_key_pem};
     use chrono::Utc;
     use uuid::Uuid;
 

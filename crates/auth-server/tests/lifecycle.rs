@@ -428,8 +428,15 @@ async fn discovery_documents_describe_the_server() {
         json!(["client_secret_basic", "client_secret_post", "none"])
     );
     assert_eq!(meta.body["response_types_supported"], json!(["code"]));
+    // The HS256 secret is never published; the ID-token keys always are.
     let jwks = app.get("/.well-known/jwks.json", None).await;
-    assert_eq!(jwks.body, json!({"keys": []}), "HS256 publishes no keys");
+    let keys = jwks.body["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3, "the test harness's three ID-token keys");
+    for key in keys {
+        assert!(key["kid"].as_str().unwrap().ends_with("-test"), "{key}");
+        assert_ne!(key["kty"], "oct", "no symmetric key: {key}");
+        assert!(key.get("k").is_none() && key.get("d").is_none(), "{key}");
+    }
 }
 
 #[tokio::test]
@@ -447,7 +454,21 @@ async fn every_asymmetric_algorithm_publishes_a_jwk_that_verifies_its_tokens() {
         );
         let jwks: jsonwebtoken::jwk::JwkSet =
             serde_json::from_str(&app.get("/.well-known/jwks.json", None).await.text).unwrap();
-        assert_eq!(jwks.keys.len(), 1, "{alg}");
+        let access_keys = jwks
+            .keys
+            .iter()
+            .filter(|k| {
+                !k.common
+                    .key_id
+                    .as_deref()
+                    .unwrap_or_default()
+                    .ends_with("-test")
+            })
+            .count();
+        assert_eq!(
+            access_keys, 1,
+            "{alg}: one access-token key besides the ID-token keys"
+        );
         let header = jsonwebtoken::decode_header(&grant.access).unwrap();
         let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
         let mut validation = jsonwebtoken::Validation::new(header.alg);

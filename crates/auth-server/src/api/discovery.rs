@@ -178,7 +178,7 @@ impl<S: Store> DiscoveryApi<S> {
         }
         let id_token_algs = service
             .id_tokens()
-            .map(|ids| vec![format!("{:?}", ids.algorithm())])
+            .map(|ids| vec![ids.algorithm().as_str().to_owned()])
             .unwrap_or_default();
         ServerMetadata {
             authorization_endpoint: format!("{issuer}/authorize"),

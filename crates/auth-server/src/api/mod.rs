@@ -4,6 +4,7 @@ mod authorize;
 pub mod body;
 mod client_auth;
 mod discovery;
+mod logout;
 mod middleware;
 mod oauth;
 mod ops;
@@ -42,6 +43,7 @@ type Apis<S> = (
     authorize::AuthorizeApi<S>,
     discovery::DiscoveryApi<S>,
     userinfo::UserInfoApi<S>,
+    logout::LogoutApi<S>,
     ops::OpsApi<S>,
 );
 
@@ -54,6 +56,7 @@ fn openapi<S: Store>(state: &Arc<AppState<S>>) -> OpenApiService<Apis<S>, ()> {
             authorize::AuthorizeApi::new(Arc::clone(state)),
             discovery::DiscoveryApi::new(Arc::clone(state)),
             userinfo::UserInfoApi::new(Arc::clone(state)),
+            logout::LogoutApi::new(Arc::clone(state)),
             ops::OpsApi::new(Arc::clone(state)),
         ),
         "Tessera",
@@ -89,10 +92,6 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
         .at("/sign-in", page(crate::pages::flow::Page::SignIn))
         .at("/sign-up", page(crate::pages::flow::Page::SignUp))
         .at("/consent", page(crate::pages::flow::Page::Consent))
-        .at("/logout", {
-            let endpoint = || crate::pages::logout::LogoutEndpoint::new(Arc::clone(&state));
-            poem::get(endpoint()).post(endpoint())
-        })
         .at(crate::pages::STYLESHEET_PATH, stylesheet)
         .catch_all_error(|err| async move { problem::framework_error(err) })
         .around({

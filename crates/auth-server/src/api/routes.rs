@@ -127,7 +127,10 @@ pub const ROUTES: &[RouteSpec] = &[
     page("/sign-in"),
     page("/sign-up"),
     page("/consent"),
-    page("/logout"),
+    RouteSpec {
+        documented: true,
+        ..page("/logout")
+    },
     personal("/userinfo", GET_POST),
     RouteSpec {
         csp: Csp::Page,

@@ -140,7 +140,7 @@ impl<S: Store> Endpoint for PageEndpoint<S> {
 }
 
 /// A page form, or why it could not be read (answered with a 400 page).
-pub(crate) async fn read_form(req: &mut Request) -> Option<FormParams> {
+async fn read_form(req: &mut Request) -> Option<FormParams> {
     let urlencoded = req
         .header(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));

@@ -9,30 +9,17 @@
 //! started; the browser then goes back to the registered
 //! `post_logout_redirect_uri` (with `state`), or sees a "signed out" page.
 
-use std::sync::Arc;
-
 use auth_core::{LogoutError, LogoutQuery, LogoutRequest, Store, User};
 use minijinja::context;
-use poem::http::{Method, StatusCode};
-use poem::{Endpoint, Request, Response};
+use poem::http::StatusCode;
+use poem::{Request, Response};
 
-use super::flow::{browser_session, field, read_form, see_other, with_cookie};
-use crate::api::body::{parse_form, FormParams};
+use super::flow::{browser_session, field, see_other, with_cookie};
+use crate::api::body::FormParams;
 use crate::api::AppState;
 
 /// The form field that marks the confirmation form's submission.
 const DECISION: &str = "decision";
-
-#[derive(Debug)]
-pub struct LogoutEndpoint<S> {
-    state: Arc<AppState<S>>,
-}
-
-impl<S> LogoutEndpoint<S> {
-    pub fn new(state: Arc<AppState<S>>) -> Self {
-        Self { state }
-    }
-}
 
 fn logout_query(params: &FormParams) -> LogoutQuery {
     let get = |name| field(params, name).map(str::to_owned);
@@ -44,28 +31,29 @@ fn logout_query(params: &FormParams) -> LogoutQuery {
     }
 }
 
-impl<S: Store> Endpoint for LogoutEndpoint<S> {
-    type Output = Response;
-
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let params = if req.method() == Method::POST {
-            read_form(&mut req).await
-        } else {
-            parse_form(req.uri().query().unwrap_or_default().as_bytes()).ok()
-        };
-        let Some(params) = params else {
-            return Ok(self.state.pages.error(
-                StatusCode::BAD_REQUEST,
-                "The sign-out request could not be read",
-                "The link or form sent something this server does not understand.",
-                "Go back to the application and sign out from there again.",
-            ));
-        };
-        Ok(self.handle(&req, &params).await)
-    }
+/// Answers a logout request whose parameters (query or form) are `params`,
+/// `None` when they could not be read.
+pub async fn sign_out<S: Store>(
+    state: &AppState<S>,
+    req: &Request,
+    params: Option<FormParams>,
+) -> Response {
+    let Some(params) = params else {
+        return state.pages.error(
+            StatusCode::BAD_REQUEST,
+            "The sign-out request could not be read",
+            "The link or form sent something this server does not understand.",
+            "Go back to the application and sign out from there again.",
+        );
+    };
+    Logout { state }.handle(req, &params).await
 }
 
-impl<S: Store> LogoutEndpoint<S> {
+struct Logout<'a, S> {
+    state: &'a AppState<S>,
+}
+
+impl<S: Store> Logout<'_, S> {
     async fn handle(&self, req: &Request, params: &FormParams) -> Response {
         let pages = &self.state.pages;
         let service = &self.state.service;
@@ -81,7 +69,7 @@ impl<S: Store> LogoutEndpoint<S> {
                 )
             }
         };
-        let browser = match browser_session(&self.state, req).await {
+        let browser = match browser_session(self.state, req).await {
             Ok(browser) => browser,
             Err(e) => return pages.auth_error(&e),
         };
