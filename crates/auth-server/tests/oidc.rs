@@ -88,6 +88,18 @@ async fn redeem(app: &TestApp, code: &str) -> Reply {
     .await
 }
 
+/// The refresh grant for `rp` with the refresh token of a token response.
+async fn refresh(app: &TestApp, tokens: &Value) -> Reply {
+    app.post_form(
+        "/token",
+        &format!(
+            "grant_type=refresh_token&refresh_token={}&client_id=rp&client_secret={SECRET}",
+            tokens["refresh_token"].as_str().unwrap()
+        ),
+    )
+    .await
+}
+
 /// The whole code flow: the token response.
 async fn tokens(app: &TestApp, username: &str, extra: &str) -> Value {
     let (_, params) = signed_in(app, username, extra).await;
@@ -458,15 +470,7 @@ async fn oidcc_refresh_token_gives_a_new_id_token_for_the_same_person() {
     let app = app();
     let body = tokens(&app, "refresher", "&scope=openid+offline_access&nonce=abc").await;
     let (_, before) = verify_id_token(&app, body["id_token"].as_str().unwrap()).await;
-    let refreshed = app
-        .post_form(
-            "/token",
-            &format!(
-                "grant_type=refresh_token&refresh_token={}&client_id=rp&client_secret={SECRET}",
-                body["refresh_token"].as_str().unwrap()
-            ),
-        )
-        .await;
+    let refreshed = refresh(&app, &body).await;
     assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text);
     let (_, after) = verify_id_token(&app, refreshed.body["id_token"].as_str().unwrap()).await;
     assert_eq!(after["sub"], before["sub"]);
@@ -587,15 +591,7 @@ async fn oidcc_rp_initiated_logout_with_a_hint_ends_the_sign_in_and_its_sessions
         app.get("/users/me", Some(&access)).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let refresh = app
-        .post_form(
-            "/token",
-            &format!(
-                "grant_type=refresh_token&refresh_token={}&client_id=rp&client_secret={SECRET}",
-                body["refresh_token"].as_str().unwrap()
-            ),
-        )
-        .await;
+    let refresh = refresh(&app, &body).await;
     assert_eq!(refresh.body["error"], "invalid_grant");
     let silent = browser
         .get(&authorize_url("&scope=openid&prompt=none"))

@@ -9,13 +9,12 @@ import secrets
 import subprocess
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
 from authlib.jose import JsonWebKey, jwt
 from authlib.oidc.core import CodeIDToken
 from playwright.sync_api import expect
 
 from conftest import WEB_SECRET
-from test_sign_in import sign_in, wait_for_callback
+from test_sign_in import authlib_session, sign_in, wait_for_callback
 
 MAX_AGE = 300
 
@@ -92,13 +91,7 @@ def test_authlib_validates_the_id_token_as_a_code_flow_id_token(oidc_tessera, br
     tessera.register("ava")
     metadata = requests.get(f"{tessera.url}/.well-known/openid-configuration", timeout=10).json()
     assert metadata["issuer"] == tessera.url
-    session = OAuth2Session(
-        client_id="webapp",
-        client_secret=WEB_SECRET,
-        scope="openid email",
-        redirect_uri=tessera.callback,
-        code_challenge_method="S256",
-    )
+    session = authlib_session(tessera, scope="openid email")
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(16)
     url, _ = session.create_authorization_url(
@@ -131,13 +124,7 @@ def test_authlib_validates_the_id_token_as_a_code_flow_id_token(oidc_tessera, br
 def test_sign_out_without_a_hint_is_confirmed_on_a_page(tessera, browser, screenshots):
     tessera.register("cora")
     page = browser.new_context(java_script_enabled=False).new_page()
-    session = OAuth2Session(
-        client_id="webapp",
-        client_secret=WEB_SECRET,
-        scope="openid",
-        redirect_uri=tessera.callback,
-        code_challenge_method="S256",
-    )
+    session = authlib_session(tessera, scope="openid")
     verifier = secrets.token_urlsafe(48)
     url, _ = session.create_authorization_url(f"{tessera.url}/authorize", code_verifier=verifier)
     sign_in_and_allow(page, tessera, url, "cora")
