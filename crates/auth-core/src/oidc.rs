@@ -8,7 +8,6 @@ use crate::client::Client;
 use crate::error::AuthError;
 use crate::id_token::{scope_has, IdClaims, ProfileClaims};
 use crate::model::User;
-use crate::refresh::OpaqueToken;
 use crate::service::AuthService;
 use crate::store::Store;
 
@@ -151,39 +150,24 @@ impl<S: Store> AuthService<S> {
         })
     }
 
-    /// Signs a browser out: its sign-in session (named by its cookie) ends,
-    /// and so does every session it started — their refresh tokens stop
-    /// working and their access tokens fail at once. A hint's `sid` names
-    /// the sign-in the relying party saw, which ends too (the browser may
-    /// have lost its cookie). Returns how many sessions were revoked.
+    /// Signs a browser out: its sign-in session (`browser_session`, the
+    /// one its cookie names) ends, and so does every session it started —
+    /// their refresh tokens stop working and their access tokens fail at
+    /// once. A hint's `sid` names the sign-in the relying party saw, which
+    /// ends too (the browser may have lost its cookie). Returns how many
+    /// sessions were revoked.
     pub async fn sign_out(
         &self,
-        cookie: Option<&str>,
+        browser_session: Option<Uuid>,
         hint: Option<&IdClaims>,
     ) -> Result<u64, AuthError> {
         let now = Utc::now();
-        let mut browser_sessions = Vec::new();
-        if let Some(cookie) = cookie {
-            let digest = OpaqueToken::from_presented(cookie).digest();
-            if let Some((session, _)) = self
-                .store()
-                .touch_browser_session(&digest, now, now)
-                .await?
-            {
-                browser_sessions.push(session.id);
-            }
-            // Whatever the state of the session, the cookie names nothing now.
-            self.store().end_browser_session(&digest).await?;
-        }
-        if let Some(sid) = hint
+        let hinted = hint
             .and_then(|h| h.sid.as_deref())
             .and_then(|s| Uuid::parse_str(s).ok())
-        {
-            browser_sessions.push(sid);
-        }
-        browser_sessions.dedup();
+            .filter(|sid| Some(*sid) != browser_session);
         let mut revoked = 0;
-        for id in browser_sessions {
+        for id in browser_session.into_iter().chain(hinted) {
             revoked += self.store().sign_out_browser(id, now).await?;
         }
         Ok(revoked)

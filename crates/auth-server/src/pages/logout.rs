@@ -86,8 +86,9 @@ impl<S: Store> Logout<'_, S> {
         if !confirmed {
             return self.confirmation_page(req, params, &request, user);
         }
+        let browser_session = browser.as_ref().map(|(session, _)| session.id);
         match service
-            .sign_out(pages.cookies.session(req), request.hint.as_ref())
+            .sign_out(browser_session, request.hint.as_ref())
             .await
         {
             Ok(revoked) => {

@@ -139,3 +139,5 @@ def test_sign_out_without_a_hint_is_confirmed_on_a_page(tessera, browser, screen
 
     page.goto(f"{tessera.url}/logout")
     expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("You have signed out of Tessera")
+    page.screenshot(path=str(screenshots / "signed-out-phone.png"), full_page=True)
