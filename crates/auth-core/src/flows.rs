@@ -61,7 +61,7 @@ impl PendingCache {
 }
 
 /// Longest `state`, `nonce` or `login_hint` kept (they are stored and echoed).
-const MAX_ECHOED_PARAM: usize = 2048;
+pub(crate) const MAX_ECHOED_PARAM: usize = 2048;
 
 /// `/authorize` parameters as received (query or form), before any check.
 #[derive(Debug, Clone, Default)]

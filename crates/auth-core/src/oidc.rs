@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::client::Client;
 use crate::error::AuthError;
+use crate::flows::MAX_ECHOED_PARAM;
 use crate::id_token::{scope_has, IdClaims, ProfileClaims};
 use crate::model::User;
 use crate::service::AuthService;
@@ -81,6 +82,8 @@ pub enum LogoutError {
         "The sign-out link asks to return somewhere without saying which application it is from."
     )]
     RedirectWithoutClient,
+    #[error("The sign-out link's state is too long.")]
+    StateTooLong,
     #[error(transparent)]
     Failed(#[from] AuthError),
 }
@@ -109,6 +112,14 @@ impl<S: Store> AuthService<S> {
     /// be one of ours; `post_logout_redirect_uri` must be registered, by
     /// exact string, for the client the request names.
     pub async fn check_logout(&self, query: &LogoutQuery) -> Result<LogoutRequest, LogoutError> {
+        // Echoed back like /authorize's `state`, and bounded the same way.
+        if query
+            .state
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_ECHOED_PARAM)
+        {
+            return Err(LogoutError::StateTooLong);
+        }
         let hint = match (&query.id_token_hint, self.id_tokens()) {
             (None, _) => None,
             (Some(token), Some(ids)) => Some(

@@ -683,6 +683,11 @@ async fn oidcc_rp_initiated_logout_refuses_unregistered_or_unattributed_redirect
         format!("id_token_hint={hint}&client_id=someone-else"),
         "id_token_hint=eyJhbGciOiJub25lIn0.e30.".to_owned(),
         "client_id=unknown".to_owned(),
+        format!(
+            "client_id=rp&post_logout_redirect_uri={}&state={}",
+            encode(BYE),
+            "s".repeat(2049)
+        ),
     ] {
         let reply = logout(&mut browser, &query).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
