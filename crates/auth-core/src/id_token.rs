@@ -175,12 +175,7 @@ impl IdTokenIssuer {
     /// and issuer are checked; expiry is not, because a hint is typically
     /// an ID token that has already expired.
     pub fn verify_hint(&self, token: &str) -> Result<IdClaims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-        let key = self.keys.verifying.get(kid).ok_or(TokenError::UnknownKey)?;
-        if header.alg != key.algorithm {
-            return Err(TokenError::WrongAlgorithm);
-        }
+        let (header, key) = self.keys.key_for(token)?;
         if header
             .typ
             .as_deref()

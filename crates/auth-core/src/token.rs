@@ -240,6 +240,19 @@ impl TokenKeys {
     pub fn signing_kid(&self) -> &str {
         &self.signing.kid
     }
+
+    /// The header of `token` and the key its `kid` names, which must be of
+    /// the header's algorithm (RFC 8725 §3.1): the first step of every
+    /// verification, before any signature is checked.
+    pub(crate) fn key_for(&self, token: &str) -> Result<(Header, &VerificationKey), TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+        let key = self.verifying.get(kid).ok_or(TokenError::UnknownKey)?;
+        if header.alg != key.algorithm {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        Ok((header, key))
+    }
 }
 
 /// A freshly signed access token.
@@ -319,12 +332,7 @@ impl TokenIssuer {
     /// validity window. Does not look at sessions or users: that is the
     /// service's job.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-        let key = self.keys.verifying.get(kid).ok_or(TokenError::UnknownKey)?;
-        if header.alg != key.algorithm {
-            return Err(TokenError::WrongAlgorithm);
-        }
+        let (header, key) = self.keys.key_for(token)?;
         if !header
             .typ
             .as_deref()
