@@ -51,6 +51,26 @@ fn authorize_path(scope: Scope) -> String {
     )
 }
 
+/// `GET /authorize` from a browser without a session: the redirect to the
+/// sign-in page of a new pending request.
+async fn start_authorization(addr: SocketAddr, scope: Scope) -> Result<load::Raw> {
+    let start = call_raw(
+        addr,
+        Method::GET,
+        &authorize_path(scope),
+        &[],
+        String::new(),
+    )
+    .await?;
+    if start.status != StatusCode::SEE_OTHER {
+        bail!(
+            "GET /authorize answered {} (no code flow in this build?)",
+            start.status
+        );
+    }
+    Ok(start)
+}
+
 /// Signed-in browsers, and pending requests with a CSRF cookie for the page.
 pub struct Prepared {
     scope: Scope,
@@ -70,20 +90,7 @@ pub async fn prepare(
     let mut sessions = Vec::new();
     let mut csrf_cookie = String::new();
     for username in usernames {
-        let start = call_raw(
-            addr,
-            Method::GET,
-            &authorize_path(scope),
-            &[],
-            String::new(),
-        )
-        .await?;
-        if start.status != StatusCode::SEE_OTHER {
-            bail!(
-                "GET /authorize answered {} (no code flow in this build?)",
-                start.status
-            );
-        }
+        let start = start_authorization(addr, scope).await?;
         let page = call_raw(addr, Method::GET, start.location(), &[], String::new()).await?;
         let csrf = page.cookie("tessera_csrf").context("no CSRF cookie")?;
         let field = |name: &str| {
@@ -127,14 +134,7 @@ pub async fn prepare(
     }
     let mut page_paths = Vec::new();
     for _ in 0..connections {
-        let start = call_raw(
-            addr,
-            Method::GET,
-            &authorize_path(scope),
-            &[],
-            String::new(),
-        )
-        .await?;
+        let start = start_authorization(addr, scope).await?;
         page_paths.push(start.location().to_owned());
     }
     Ok(Prepared {
