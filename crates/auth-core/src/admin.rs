@@ -22,19 +22,14 @@ impl<S: Store> AuthService<S> {
         Ok(self.store().list_users(offset, limit).await?)
     }
 
-    /// Sets a new password (policy applies) and ends every session.
+    /// Sets a new password (policy applies), ends every session and tells
+    /// the person by mail.
     pub async fn reset_password(&self, login: &str, new_password: &str) -> Result<(), AuthError> {
         let user = self.find_user(login).await?;
         let password = Password::parse("password", new_password, &user.username, &user.email)
             .map_err(|e| ValidationErrors(vec![e]))?;
         let hash = self.hasher().hash(&password).await?;
-        self.store()
-            .set_password_hash(user.id, &hash)
-            .await
-            .map_err(missing)?;
-        self.store()
-            .revoke_user_sessions(user.id, None, Utc::now())
-            .await?;
+        self.store_new_password(&user, &hash, None, &[]).await?;
         Ok(())
     }
 

@@ -57,6 +57,17 @@ pub enum AuthError {
     /// Too many failed logins for this account: locked for `retry_after`.
     #[error("too many failed logins; try again later")]
     Throttled { retry_after: std::time::Duration },
+    /// Too many requests of one kind (resending mail, password resets):
+    /// 429 with `Retry-After`.
+    #[error("too many requests; try again later")]
+    RateLimited { retry_after: std::time::Duration },
+    /// The address is verified already; there is nothing to resend.
+    #[error("the email address is already verified")]
+    AlreadyVerified,
+    /// `accounts.require_verified_email`: the right password, but the
+    /// address is not verified yet.
+    #[error("the email address is not verified yet")]
+    EmailNotVerified,
     /// The password-hashing queue is full; the caller should retry later.
     #[error("the server is busy hashing passwords; retry shortly")]
     Overloaded,

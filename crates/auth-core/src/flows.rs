@@ -466,8 +466,12 @@ impl<S: Store> AuthService<S> {
     }
 
     /// Creates an account from the sign-up page and signs the browser in.
-    pub async fn browser_sign_up(&self, input: &Registration) -> Result<BrowserSignIn, AuthError> {
-        let user = self.register(input).await?;
+    pub async fn browser_sign_up(
+        &self,
+        input: &Registration,
+        locales: &[String],
+    ) -> Result<BrowserSignIn, AuthError> {
+        let user = self.register(input, locales).await?;
         self.start_browser_session(user).await
     }
 

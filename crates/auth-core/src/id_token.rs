@@ -36,9 +36,8 @@ pub struct ProfileClaims {
     /// With scope `email`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    /// With scope `email`. Tessera does not verify addresses yet, so this
-    /// is `false`: a relying party that needs a verified address must not
-    /// be told otherwise.
+    /// With scope `email`: whether the person proved the address by
+    /// following a link sent to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
 }
@@ -49,7 +48,7 @@ impl ProfileClaims {
         Self {
             preferred_username: scope_has(scope, "profile").then(|| user.username.clone()),
             email: email.then(|| user.email.clone()),
-            email_verified: email.then_some(false),
+            email_verified: email.then_some(user.email_verified),
         }
     }
 }

@@ -13,10 +13,13 @@ pub mod error;
 pub mod flows;
 pub mod id_token;
 pub mod keys;
+pub mod lifecycle;
+pub mod mail;
 pub mod model;
 pub mod oauth;
 pub mod oidc;
 pub mod password;
+pub mod rate;
 pub mod refresh;
 pub mod secret;
 pub mod service;
@@ -37,6 +40,12 @@ pub use flows::{
 };
 pub use id_token::{IdClaims, IdTokenIssuer, ProfileClaims};
 pub use keys::{KeyError, PublicJwk, SigningAlgorithm};
+pub use lifecycle::{AccountChange, EmailLink, LinkPurpose, LinkState};
+pub use mail::{
+    Composed, DeliveryPolicy, DeliveryReport, MailComposer, MailError, MailKind, MailOutcome,
+    MailTransport, MailValues, Mailer, OutgoingMail, QueuedMail,
+};
+pub use rate::RateLimit;
 pub use model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
 };
@@ -46,7 +55,7 @@ pub use password::{HashingConfig, PasswordHasher};
 pub use secret::{DatabaseUrl, Secret};
 pub use service::{AuthService, Introspection, LoginGrant, Registration, SessionPolicy, TokenKind};
 pub use store::{
-    ClientStore, FlowStore, Lifecycle, Observed, SessionStore, Store, StoreError, StoreObserver,
+    ClientStore, FlowStore, Lifecycle, MailStore, Observed, SessionStore, Store, StoreError, StoreObserver,
     StoreSettings, ThrottleStore, ThrottleUpdate, UniqueField, UserStore,
 };
 pub use throttle::{ThrottlePolicy, ThrottleState};

@@ -23,6 +23,8 @@ pub struct User {
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
     pub disabled: bool,
+    /// The address was proved by a link sent to it.
+    pub email_verified: bool,
 }
 
 impl std::fmt::Debug for User {
@@ -34,6 +36,7 @@ impl std::fmt::Debug for User {
             .field("email", &self.email)
             .field("created_at", &self.created_at)
             .field("disabled", &self.disabled)
+            .field("email_verified", &self.email_verified)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +84,7 @@ impl NewUser {
             password_hash: self.password_hash,
             created_at: self.created_at,
             disabled: false,
+            email_verified: false,
         }
     }
 }

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use crate::error::AuthError;
 use crate::flows::PendingCache;
 use crate::id_token::{scope_has, IdTokenFacts, IdTokenIssuer, AMR_PASSWORD};
-use crate::model::{Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, User};
+use crate::mail::Mailer;
+use crate::model::{Consumed, NewRefreshToken, RefreshTokenRecord, Session, User};
 use crate::oauth::{OAuthPolicy, TokenClient};
 use crate::password::PasswordHasher;
 use crate::refresh::RefreshToken;
@@ -144,6 +145,8 @@ pub struct AuthService<S> {
     id_tokens: Option<IdTokenIssuer>,
     policy: SessionPolicy,
     pending_pages: PendingCache,
+    /// Mail (verification, reset, notices): without it none is written.
+    mail: Option<Mailer>,
 }
 
 pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
@@ -164,7 +167,18 @@ impl<S: Store> AuthService<S> {
             id_tokens: None,
             policy,
             pending_pages: PendingCache::default(),
+            mail: None,
         }
+    }
+
+    /// Writes mail (verification links, resets, notices) to the outbox.
+    pub fn with_mail(mut self, mailer: Mailer) -> Self {
+        self.mail = Some(mailer);
+        self
+    }
+
+    pub fn mail(&self) -> Option<&Mailer> {
+        self.mail.as_ref()
     }
 
     /// Issues ID tokens (OpenID Connect) when `openid` is granted.
@@ -195,16 +209,6 @@ impl<S: Store> AuthService<S> {
 
     pub fn policy(&self) -> &SessionPolicy {
         &self.policy
-    }
-
-    /// Creates an account. Validation runs before any hashing, so bad input
-    /// costs nothing; uniqueness is settled by the store's insert.
-    pub async fn register(&self, input: &Registration) -> Result<User, AuthError> {
-        let (username, email, password) = input.validate()?;
-        let hash = self.hasher.hash(&password).await?;
-        let user = NewUser::new(username, email, hash);
-        self.store.insert_user(&user).await?;
-        Ok(user.into_user())
     }
 
     /// The resource-owner password grant: `login` is a username or an email.
@@ -293,6 +297,9 @@ impl<S: Store> AuthService<S> {
         }
         if user.disabled {
             return Err(AuthError::AccountDisabled);
+        }
+        if !user.email_verified && self.mail.as_ref().is_some_and(|m| m.require_verified_email) {
+            return Err(AuthError::EmailNotVerified);
         }
         if verification.needs_rehash {
             self.rehash(&user, password).await;
@@ -553,13 +560,15 @@ impl<S: Store> AuthService<S> {
     }
 
     /// Changes the password of an authenticated user (see
-    /// [`current_session`](Self::current_session)) and ends every other session.
+    /// [`current_session`](Self::current_session)), ends every other session
+    /// and tells them by mail.
     pub async fn change_password(
         &self,
         session: &Session,
         user: &User,
         current_password: &str,
         new_password: &str,
+        locales: &[String],
     ) -> Result<(), AuthError> {
         let verification = self
             .hasher
@@ -571,9 +580,7 @@ impl<S: Store> AuthService<S> {
         let password = Password::parse("new_password", new_password, &user.username, &user.email)
             .map_err(|e| ValidationErrors(vec![e]))?;
         let hash = self.hasher.hash(&password).await?;
-        self.store.set_password_hash(user.id, &hash).await?;
-        self.store
-            .revoke_user_sessions(user.id, Some(session.id), Utc::now())
+        self.store_new_password(user, &hash, Some(session), locales)
             .await?;
         Ok(())
     }
@@ -589,6 +596,10 @@ impl<S: Store> AuthService<S> {
                 flows,
                 "purged expired authorization requests, codes and browser sessions"
             );
+        }
+        let mail = self.store.purge_mail(now - chrono::Duration::hours(1)).await?;
+        if mail > 0 {
+            tracing::debug!(mail, "purged delivered mail and spent links");
         }
         let forgotten = self
             .store

@@ -18,6 +18,8 @@ use chrono::{DateTime, Utc};
 
 use crate::authorize::{AuthorizationCode, BrowserSession, CodeRedemption, PendingAuthorization};
 use crate::client::Client;
+use crate::lifecycle::{AccountChange, EmailLink};
+use crate::mail::{MailOutcome, OutgoingMail, QueuedMail};
 use crate::model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
 };
@@ -378,6 +380,90 @@ port! {
 }
 
 port! {
+    /// The outbox and the one-time links mail carries.
+    ///
+    /// Every method that writes a message writes it together with the
+    /// change that causes it: in one transaction on SQL, under one lock in
+    /// memory; on MongoDB (no multi-document transactions) the change
+    /// first and the message last, so a crash between them loses a message
+    /// but never sends one about something that did not happen.
+    pub trait MailStore {
+        /// Queues a message (due at once).
+        fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), StoreError>;
+
+        /// Claims up to `limit` messages that are due at `now` and not held
+        /// by a live claim: each gets `claim`, is held until `lease_until`,
+        /// and has its attempt count raised — atomically, so two senders
+        /// never claim one message. Oldest first.
+        fn claim_mail(
+            &self,
+            claim: Uuid,
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>,
+            limit: u32,
+        ) -> Result<Vec<QueuedMail>, StoreError>;
+
+        /// Records the outcome of an attempt, if `claim` still holds the
+        /// message (`false` otherwise: another sender has it). Sent and
+        /// given-up messages keep no subject or parts (they held links).
+        fn finish_mail(
+            &self,
+            id: Uuid,
+            claim: Uuid,
+            outcome: &MailOutcome,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError>;
+
+        /// Registration: inserts the account (conflicts as
+        /// [`UserStore::insert_user`]) with its verification link and message.
+        fn insert_user_with_link(
+            &self,
+            user: &NewUser,
+            link: &EmailLink,
+            mail: &OutgoingMail,
+        ) -> Result<(), StoreError>;
+
+        /// Stores a link and queues the message that carries it.
+        fn create_email_link(&self, link: &EmailLink, mail: &OutgoingMail) -> Result<(), StoreError>;
+
+        /// The link with digest `digest`, used or not, expired or not.
+        fn find_email_link(&self, digest: &TokenDigest) -> Result<Option<EmailLink>, StoreError>;
+
+        /// Spends a link: if it is unused and unexpired at `now`, marks it
+        /// used, applies `change` to its user and queues `mail` — all or
+        /// nothing; `false` when the link was not spendable (of concurrent
+        /// calls exactly one gets `true`). A reset also revokes every session
+        /// of the user and deletes their browser sessions. An email change to
+        /// an address taken meanwhile is [`StoreError::Conflict`] and changes
+        /// nothing.
+        fn use_email_link(
+            &self,
+            digest: &TokenDigest,
+            now: DateTime<Utc>,
+            change: &AccountChange,
+            mail: Option<&OutgoingMail>,
+        ) -> Result<bool, StoreError>;
+
+        /// A password change: replaces the hash, revokes every active session
+        /// of the user but `keep`, deletes their browser sessions, and
+        /// queues `notice` (if any). Returns how many sessions were revoked.
+        /// [`StoreError::NotFound`] when there is no such user.
+        fn replace_password(
+            &self,
+            user_id: Uuid,
+            password_hash: &str,
+            keep: Option<Uuid>,
+            now: DateTime<Utc>,
+            notice: Option<&OutgoingMail>,
+        ) -> Result<u64, StoreError>;
+
+        /// Deletes messages sent or given up before `before`, and links that
+        /// were used or expired before it; returns how many records went.
+        fn purge_mail(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    }
+}
+
+port! {
     /// The store as a whole: reachability and schema.
     pub trait Lifecycle {
         /// A cheap round trip proving the store answers (readiness probes).
@@ -395,7 +481,14 @@ port! {
 
 /// Everything a backend provides.
 pub trait Store:
-    UserStore + SessionStore + ThrottleStore + ClientStore + FlowStore + Lifecycle + 'static
+    UserStore
+    + SessionStore
+    + ThrottleStore
+    + ClientStore
+    + FlowStore
+    + MailStore
+    + Lifecycle
+    + 'static
 {
     /// A short name for logs and test output (`memory`, `sqlite`, ...).
     fn backend_name(&self) -> &'static str;

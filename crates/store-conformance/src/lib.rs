@@ -9,6 +9,7 @@
 
 pub mod clients;
 pub mod flows;
+pub mod mail;
 pub mod sessions;
 pub mod throttle;
 pub mod throwaway;
@@ -66,6 +67,17 @@ macro_rules! conformance_tests {
                 flows::consent_is_kept_per_user_and_client_and_replaced,
                 flows::purging_flows_removes_only_what_expired,
                 flows::signing_a_browser_out_ends_the_sessions_it_started,
+                mail::a_registration_writes_the_user_its_link_and_its_message,
+                mail::a_refused_registration_writes_no_link_and_no_message,
+                mail::a_claim_holds_a_message_until_its_lease_ends,
+                mail::concurrent_claims_never_share_a_message,
+                mail::retried_mail_returns_when_due_and_sent_mail_never,
+                mail::a_link_is_spent_once_with_its_change,
+                mail::concurrent_spends_of_one_link_have_one_winner,
+                mail::a_reset_ends_every_session_and_queues_its_notice,
+                mail::an_email_change_switches_the_address_unless_it_was_taken,
+                mail::replacing_a_password_keeps_one_session_and_queues_the_notice,
+                mail::purging_mail_removes_finished_messages_and_spent_links,
             );
         }
     };
@@ -91,6 +103,7 @@ mod every_case_is_listed {
     const SOURCES: &[(&str, &str)] = &[
         ("clients", include_str!("clients.rs")),
         ("flows", include_str!("flows.rs")),
+        ("mail", include_str!("mail.rs")),
         ("sessions", include_str!("sessions.rs")),
         ("throttle", include_str!("throttle.rs")),
         ("users", include_str!("users.rs")),

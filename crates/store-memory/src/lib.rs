@@ -10,12 +10,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use auth_core::store::{
-    ClientStore, FlowStore, Lifecycle, SessionStore, Store, StoreError, ThrottleStore,
+    ClientStore, FlowStore, Lifecycle, MailStore, SessionStore, Store, StoreError, ThrottleStore,
     ThrottleUpdate, UniqueField, UserStore,
 };
 use auth_core::{
-    AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, NewRefreshToken, NewUser,
-    PendingAuthorization, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User,
+    AccountChange, AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, EmailLink,
+    MailOutcome, NewRefreshToken, NewUser, OutgoingMail, PendingAuthorization, QueuedMail,
+    RefreshTokenRecord, Session, ThrottleState, TokenDigest, User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -35,9 +36,124 @@ struct Tables {
     browser_sessions: HashMap<TokenDigest, BrowserSession>,
     /// (user, client) -> granted scope.
     consents: HashMap<(Uuid, String), String>,
+    outbox: HashMap<Uuid, OutboxRow>,
+    email_links: HashMap<TokenDigest, EmailLink>,
+}
+
+/// A message with its delivery state.
+struct OutboxRow {
+    mail: OutgoingMail,
+    attempts: u32,
+    due_at: DateTime<Utc>,
+    claim: Option<Uuid>,
+    held_until: Option<DateTime<Utc>>,
+    /// Sent or given up (the parts are erased then).
+    finished_at: Option<DateTime<Utc>>,
 }
 
 impl Tables {
+    fn insert_user(&mut self, user: &NewUser) -> Result<(), StoreError> {
+        let username_key = user.username.key().to_owned();
+        let email_key = user.email.key().to_owned();
+        if self.by_username.contains_key(&username_key) {
+            return Err(StoreError::Conflict(UniqueField::Username));
+        }
+        if self.by_email.contains_key(&email_key) {
+            return Err(StoreError::Conflict(UniqueField::Email));
+        }
+        self.by_username.insert(username_key.clone(), user.id);
+        self.by_email.insert(email_key.clone(), user.id);
+        self.users.insert(
+            user.id,
+            UserRow {
+                user: user.clone().into_user(),
+                username_key,
+                email_key,
+            },
+        );
+        Ok(())
+    }
+
+    fn revoke_user_sessions(
+        &mut self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> u64 {
+        let mut revoked = 0;
+        for session in self.sessions.values_mut() {
+            if session.user_id == user_id
+                && Some(session.id) != keep
+                && session.revoked_at.is_none()
+            {
+                session.revoked_at = Some(now);
+                revoked += 1;
+            }
+        }
+        revoked
+    }
+
+    fn enqueue(&mut self, mail: Option<&OutgoingMail>) {
+        if let Some(mail) = mail {
+            self.outbox.insert(
+                mail.id,
+                OutboxRow {
+                    mail: mail.clone(),
+                    attempts: 0,
+                    due_at: mail.created_at,
+                    claim: None,
+                    held_until: None,
+                    finished_at: None,
+                },
+            );
+        }
+    }
+
+    /// Applies a link's change to its user; the caller has checked the link.
+    fn apply(
+        &mut self,
+        user_id: Uuid,
+        change: &AccountChange,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let row = self.users.get(&user_id).ok_or(StoreError::NotFound)?;
+        match change {
+            AccountChange::VerifyEmail { email_key } => {
+                if &row.email_key == email_key {
+                    if let Some(row) = self.users.get_mut(&user_id) {
+                        row.user.email_verified = true;
+                    }
+                }
+            }
+            AccountChange::ResetPassword { password_hash } => {
+                if let Some(row) = self.users.get_mut(&user_id) {
+                    row.user.password_hash = password_hash.clone();
+                }
+                self.revoke_user_sessions(user_id, None, now);
+                self.browser_sessions.retain(|_, s| s.user_id != user_id);
+            }
+            AccountChange::ChangeEmail { email } => {
+                let key = email.key().to_owned();
+                if self
+                    .by_email
+                    .get(&key)
+                    .is_some_and(|owner| *owner != user_id)
+                {
+                    return Err(StoreError::Conflict(UniqueField::Email));
+                }
+                let old_key = row.email_key.clone();
+                self.by_email.remove(&old_key);
+                self.by_email.insert(key.clone(), user_id);
+                if let Some(row) = self.users.get_mut(&user_id) {
+                    row.email_key = key;
+                    row.user.email = email.as_str().to_owned();
+                    row.user.email_verified = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A session with its user, whatever their state.
     fn session_with_user(&self, id: Uuid) -> Option<(Session, User)> {
         let session = self.sessions.get(&id)?;
@@ -125,26 +241,7 @@ impl MemoryStore {
 
 impl UserStore for MemoryStore {
     async fn insert_user(&self, user: &NewUser) -> Result<(), StoreError> {
-        let mut tables = self.lock()?;
-        let username_key = user.username.key().to_owned();
-        let email_key = user.email.key().to_owned();
-        if tables.by_username.contains_key(&username_key) {
-            return Err(StoreError::Conflict(UniqueField::Username));
-        }
-        if tables.by_email.contains_key(&email_key) {
-            return Err(StoreError::Conflict(UniqueField::Email));
-        }
-        tables.by_username.insert(username_key.clone(), user.id);
-        tables.by_email.insert(email_key.clone(), user.id);
-        tables.users.insert(
-            user.id,
-            UserRow {
-                user: user.clone().into_user(),
-                username_key,
-                email_key,
-            },
-        );
-        Ok(())
+        self.lock()?.insert_user(user)
     }
 
     async fn find_user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -177,6 +274,7 @@ impl UserStore for MemoryStore {
         tables.remove_sessions(|s| s.user_id == id);
         tables.browser_sessions.retain(|_, s| s.user_id != id);
         tables.consents.retain(|(user, _), _| *user != id);
+        tables.email_links.retain(|_, link| link.user_id != id);
         Ok(true)
     }
 
@@ -302,18 +400,7 @@ impl SessionStore for MemoryStore {
         keep: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let mut tables = self.lock()?;
-        let mut revoked = 0;
-        for session in tables.sessions.values_mut() {
-            if session.user_id == user_id
-                && Some(session.id) != keep
-                && session.revoked_at.is_none()
-            {
-                session.revoked_at = Some(now);
-                revoked += 1;
-            }
-        }
-        Ok(revoked)
+        Ok(self.lock()?.revoke_user_sessions(user_id, keep, now))
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -541,6 +628,162 @@ impl FlowStore for MemoryStore {
             + tables.codes.len()
             + tables.browser_sessions.len();
         Ok((before - after) as u64)
+    }
+}
+
+impl MailStore for MemoryStore {
+    async fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), StoreError> {
+        self.lock()?.enqueue(Some(mail));
+        Ok(())
+    }
+
+    async fn claim_mail(
+        &self,
+        claim: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<QueuedMail>, StoreError> {
+        let mut tables = self.lock()?;
+        let mut due: Vec<&mut OutboxRow> = tables
+            .outbox
+            .values_mut()
+            .filter(|row| {
+                row.finished_at.is_none()
+                    && row.due_at <= now
+                    && row.held_until.is_none_or(|until| until <= now)
+            })
+            .collect();
+        due.sort_by_key(|row| (row.mail.created_at, row.mail.id));
+        Ok(due
+            .into_iter()
+            .take(limit as usize)
+            .map(|row| {
+                row.claim = Some(claim);
+                row.held_until = Some(lease_until);
+                row.attempts += 1;
+                QueuedMail {
+                    mail: row.mail.clone(),
+                    attempts: row.attempts,
+                    claim,
+                }
+            })
+            .collect())
+    }
+
+    async fn finish_mail(
+        &self,
+        id: Uuid,
+        claim: Uuid,
+        outcome: &MailOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.lock()?;
+        let Some(row) = tables.outbox.get_mut(&id) else {
+            return Ok(false);
+        };
+        if row.claim != Some(claim) || row.finished_at.is_some() {
+            return Ok(false);
+        }
+        row.claim = None;
+        row.held_until = None;
+        match outcome {
+            MailOutcome::Retry { at, .. } => row.due_at = *at,
+            MailOutcome::Sent | MailOutcome::GaveUp { .. } => {
+                row.finished_at = Some(now);
+                row.mail.subject.clear();
+                row.mail.text.clear();
+                row.mail.html.clear();
+            }
+        }
+        Ok(true)
+    }
+
+    async fn insert_user_with_link(
+        &self,
+        user: &NewUser,
+        link: &EmailLink,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        tables.insert_user(user)?;
+        tables.email_links.insert(link.digest, link.clone());
+        tables.enqueue(Some(mail));
+        Ok(())
+    }
+
+    async fn create_email_link(
+        &self,
+        link: &EmailLink,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        if !tables.users.contains_key(&link.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        tables.email_links.insert(link.digest, link.clone());
+        tables.enqueue(Some(mail));
+        Ok(())
+    }
+
+    async fn find_email_link(&self, digest: &TokenDigest) -> Result<Option<EmailLink>, StoreError> {
+        Ok(self.lock()?.email_links.get(digest).cloned())
+    }
+
+    async fn use_email_link(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+        change: &AccountChange,
+        mail: Option<&OutgoingMail>,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.lock()?;
+        let Some(link) = tables.email_links.get(digest) else {
+            return Ok(false);
+        };
+        if link.used_at.is_some() || link.expires_at <= now {
+            return Ok(false);
+        }
+        let user_id = link.user_id;
+        match tables.apply(user_id, change, now) {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        if let Some(link) = tables.email_links.get_mut(digest) {
+            link.used_at = Some(now);
+        }
+        tables.enqueue(mail);
+        Ok(true)
+    }
+
+    async fn replace_password(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+        notice: Option<&OutgoingMail>,
+    ) -> Result<u64, StoreError> {
+        let mut tables = self.lock()?;
+        let row = tables.users.get_mut(&user_id).ok_or(StoreError::NotFound)?;
+        row.user.password_hash = password_hash.to_owned();
+        let revoked = tables.revoke_user_sessions(user_id, keep, now);
+        tables.browser_sessions.retain(|_, s| s.user_id != user_id);
+        tables.enqueue(notice);
+        Ok(revoked)
+    }
+
+    async fn purge_mail(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tables = self.lock()?;
+        let count = tables.outbox.len() + tables.email_links.len();
+        tables
+            .outbox
+            .retain(|_, row| row.finished_at.is_none_or(|at| at >= before));
+        tables
+            .email_links
+            .retain(|_, link| link.used_at.unwrap_or(link.expires_at) >= before);
+        Ok((count - tables.outbox.len() - tables.email_links.len()) as u64)
     }
 }
 

@@ -10,6 +10,7 @@ use auth_core::{
     AuthorizationCode, BrowserSession, Client, NewRefreshToken, NewUser, PendingAuthorization,
     RefreshTokenRecord, Session, StoreError, ThrottleState, TokenDigest, User,
 };
+use auth_core::{EmailLink, LinkPurpose, OutgoingMail, QueuedMail};
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, spec::BinarySubtype, Binary};
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,8 @@ pub(crate) const AUTHORIZATION_REQUESTS: &str = "authorization_requests";
 pub(crate) const AUTHORIZATION_CODES: &str = "authorization_codes";
 pub(crate) const BROWSER_SESSIONS: &str = "browser_sessions";
 pub(crate) const CONSENTS: &str = "consents";
+pub(crate) const EMAIL_LINKS: &str = "email_links";
+pub(crate) const MAIL_OUTBOX: &str = "mail_outbox";
 
 /// Unique index names; duplicate-key errors name them, which is how a
 /// conflict is mapped to the field it is about.
@@ -74,6 +77,9 @@ pub(crate) struct UserDoc {
     pub password_hash: String,
     pub created_at: bson::DateTime,
     pub disabled: bool,
+    /// Absent on accounts older than mail support: not verified.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 impl From<&NewUser> for UserDoc {
@@ -87,6 +93,7 @@ impl From<&NewUser> for UserDoc {
             password_hash: user.password_hash.clone(),
             created_at: bson_time(user.created_at),
             disabled: false,
+            email_verified: false,
         }
     }
 }
@@ -100,6 +107,7 @@ impl From<UserDoc> for User {
             password_hash: doc.password_hash,
             created_at: time(doc.created_at),
             disabled: doc.disabled,
+            email_verified: doc.email_verified,
         }
     }
 }
@@ -440,4 +448,105 @@ pub(crate) struct ConsentDoc {
 
 pub(crate) fn consent_key(user_id: Uuid, client_id: &str) -> String {
     format!("{user_id}/{client_id}")
+}
+
+/// `email_links`, keyed by the token's digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LinkDoc {
+    #[serde(rename = "_id")]
+    pub digest: Binary,
+    pub purpose: String,
+    pub user_id: bson::Uuid,
+    pub email: String,
+    pub created_at: bson::DateTime,
+    pub expires_at: bson::DateTime,
+    pub used_at: Option<bson::DateTime>,
+}
+
+impl From<&EmailLink> for LinkDoc {
+    fn from(link: &EmailLink) -> Self {
+        Self {
+            digest: binary(&link.digest),
+            purpose: link.purpose.as_str().to_owned(),
+            user_id: bson_uuid(link.user_id),
+            email: link.email.clone(),
+            created_at: bson_time(link.created_at),
+            expires_at: bson_time(link.expires_at),
+            used_at: link.used_at.map(bson_time),
+        }
+    }
+}
+
+impl TryFrom<LinkDoc> for EmailLink {
+    type Error = StoreError;
+
+    fn try_from(doc: LinkDoc) -> Result<Self, StoreError> {
+        Ok(EmailLink {
+            digest: digest(doc.digest)?,
+            purpose: LinkPurpose::parse(&doc.purpose).ok_or_else(|| {
+                StoreError::Other(format!("unknown link purpose {}", doc.purpose))
+            })?,
+            user_id: uuid(doc.user_id),
+            email: doc.email,
+            created_at: time(doc.created_at),
+            expires_at: time(doc.expires_at),
+            used_at: doc.used_at.map(time),
+        })
+    }
+}
+
+/// `mail_outbox`: a message and its delivery state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OutboxDoc {
+    #[serde(rename = "_id")]
+    pub id: bson::Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub created_at: bson::DateTime,
+    pub due_at: bson::DateTime,
+    pub attempts: i64,
+    pub claim: Option<bson::Uuid>,
+    pub held_until: Option<bson::DateTime>,
+    pub finished_at: Option<bson::DateTime>,
+    pub outcome: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl From<&OutgoingMail> for OutboxDoc {
+    fn from(mail: &OutgoingMail) -> Self {
+        Self {
+            id: bson_uuid(mail.id),
+            recipient: mail.to.clone(),
+            subject: mail.subject.clone(),
+            text_body: mail.text.clone(),
+            html_body: mail.html.clone(),
+            created_at: bson_time(mail.created_at),
+            due_at: bson_time(mail.created_at),
+            attempts: 0,
+            claim: None,
+            held_until: None,
+            finished_at: None,
+            outcome: None,
+            last_error: None,
+        }
+    }
+}
+
+impl OutboxDoc {
+    pub fn into_queued(self, claim: Uuid) -> QueuedMail {
+        QueuedMail {
+            mail: OutgoingMail {
+                id: uuid(self.id),
+                to: self.recipient,
+                subject: self.subject,
+                text: self.text_body,
+                html: self.html_body,
+                created_at: time(self.created_at),
+            },
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            claim,
+        }
+    }
 }

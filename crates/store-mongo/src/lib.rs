@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 mod documents;
 mod errors;
+mod mail;
 mod migrations;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -305,7 +306,7 @@ impl UserStore for MongoStore {
                 .map_err(map_error)?;
             self.delete_sessions(doc! { "user_id": bson_uuid(id) })
                 .await?;
-            for collection in [BROWSER_SESSIONS, CONSENTS] {
+            for collection in [BROWSER_SESSIONS, CONSENTS, documents::EMAIL_LINKS] {
                 self.db
                     .collection::<Document>(collection)
                     .delete_many(doc! { "user_id": bson_uuid(id) })

@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::documents::{
     bson_time, MigrationDoc, AUTHORIZATION_CODES, AUTHORIZATION_REQUESTS, BROWSER_SESSIONS,
-    CLIENTS, CONSENTS, EMAIL_INDEX, LOGIN_THROTTLE, MIGRATIONS, REFRESH_TOKENS, SESSIONS,
-    USERNAME_INDEX, USERS,
+    CLIENTS, CONSENTS, EMAIL_INDEX, EMAIL_LINKS, LOGIN_THROTTLE, MAIL_OUTBOX, MIGRATIONS,
+    REFRESH_TOKENS, SESSIONS, USERNAME_INDEX, USERS,
 };
 use crate::errors::{is_duplicate_key, map_error};
 
@@ -181,6 +181,40 @@ pub(crate) const ALL: &[Migration] = &[
                     field: "id",
                     name: "browser_sessions_id",
                 }],
+            },
+        ],
+    },
+    Migration {
+        version: 20261130000007,
+        description: "mail",
+        collections: &[
+            Collection {
+                // Not a TTL index: an expired link must still read back,
+                // so its page can say "expired"; the purge removes it later.
+                name: EMAIL_LINKS,
+                indexes: &[
+                    Index::Plain {
+                        field: "user_id",
+                        name: "email_links_user_id",
+                    },
+                    Index::Plain {
+                        field: "expires_at",
+                        name: "email_links_expires_at",
+                    },
+                ],
+            },
+            Collection {
+                name: MAIL_OUTBOX,
+                indexes: &[
+                    Index::Plain {
+                        field: "due_at",
+                        name: "mail_outbox_due_at",
+                    },
+                    Index::Plain {
+                        field: "finished_at",
+                        name: "mail_outbox_finished_at",
+                    },
+                ],
             },
         ],
     },

@@ -98,6 +98,12 @@ pub trait Dialect: Database {
     /// `None`: two inserts in a transaction (SQLite, in-process anyway).
     const SESSION_WITH_TOKEN_INSERT: Option<&'static str>;
 
+    /// Appended to the outbox claim's row selection: PostgreSQL skips rows
+    /// another sender is claiming (`FOR UPDATE SKIP LOCKED`) instead of
+    /// waiting for them; SQLite's write transaction already serialises
+    /// claims.
+    const SKIP_LOCKED: &'static str;
+
     /// How times are bound: PostgreSQL has `timestamptz`; SQLite stores
     /// fixed-width RFC 3339 text, so that comparing strings compares times.
     type Time: for<'q> sqlx::Encode<'q, Self> + sqlx::Type<Self> + Send + Sync + 'static;

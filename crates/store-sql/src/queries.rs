@@ -5,9 +5,10 @@
 //! Whatever differs between the databases goes through [`Dialect`].
 
 use auth_core::store::{
-    to_stored_json, ClientStore, FlowStore, Lifecycle, SessionStore, Store, StoreError,
+    to_stored_json, ClientStore, FlowStore, Lifecycle, MailStore, SessionStore, Store, StoreError,
     ThrottleStore, ThrottleUpdate, UserStore,
 };
+use auth_core::{AccountChange, EmailLink, MailOutcome, OutgoingMail, QueuedMail};
 use auth_core::{
     AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, NewRefreshToken, NewUser,
     PendingAuthorization, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User,
@@ -25,6 +26,7 @@ use crate::rows::{
     BrowserSessionUserRow, ClientRow, CodeRow, RequestRow, BROWSER_SESSION_COLUMNS, CLIENT_COLUMNS,
     CODE_COLUMNS, SESSION_INSERT,
 };
+use crate::rows::{ClaimedMailRow, LinkRow, CLAIMED_MAIL_COLUMNS, LINK_COLUMNS};
 use crate::{Dialect, SqlStore};
 
 type Conn = <Db as sqlx::Database>::Connection;
@@ -34,6 +36,126 @@ fn map_error(err: sqlx::Error) -> StoreError {
 }
 
 impl SqlStore<Db> {
+    async fn insert_user_on(conn: &mut Conn, user: &NewUser) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, username, username_key, email, email_key, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(user.id)
+        .bind(user.username.as_str())
+        .bind(user.username.key())
+        .bind(user.email.as_str())
+        .bind(user.email.key())
+        .bind(&user.password_hash)
+        .bind(Db::time(user.created_at))
+        .execute(conn)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn enqueue_on(conn: &mut Conn, mail: &OutgoingMail) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mail_outbox (id, recipient, subject, text_body, html_body, created_at, due_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(mail.id)
+        .bind(&mail.to)
+        .bind(&mail.subject)
+        .bind(&mail.text)
+        .bind(&mail.html)
+        .bind(Db::time(mail.created_at))
+        .execute(conn)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn insert_link_on(conn: &mut Conn, link: &EmailLink) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO email_links (digest, purpose, user_id, email, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(link.digest.as_slice())
+        .bind(link.purpose.as_str())
+        .bind(link.user_id)
+        .bind(&link.email)
+        .bind(Db::time(link.created_at))
+        .bind(Db::time(link.expires_at))
+        .execute(conn)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    /// Revokes every active session of a user but `keep` and deletes their
+    /// browser sessions (password change and reset).
+    async fn end_user_sessions_on(
+        conn: &mut Conn,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 \
+             WHERE user_id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3)",
+        )
+        .bind(Db::time(now))
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_error)?;
+        sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected())
+    }
+
+    /// Applies a spent link's change; `false` when its user is gone.
+    async fn apply_on(
+        conn: &mut Conn,
+        user_id: Uuid,
+        change: &AccountChange,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = match change {
+            AccountChange::VerifyEmail { email_key } => {
+                sqlx::query(
+                    "UPDATE users SET email_verified = TRUE WHERE id = $1 AND email_key = $2",
+                )
+                .bind(user_id)
+                .bind(email_key)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                return Ok(true);
+            }
+            AccountChange::ResetPassword { password_hash } => {
+                let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(password_hash)
+                    .bind(user_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                Self::end_user_sessions_on(conn, user_id, None, now).await?;
+                done
+            }
+            AccountChange::ChangeEmail { email } => sqlx::query(
+                "UPDATE users SET email = $1, email_key = $2, email_verified = TRUE WHERE id = $3",
+            )
+            .bind(email.as_str())
+            .bind(email.key())
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_error)?,
+        };
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn find_user_where(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = $1");
         let row: Option<UserRow> = sqlx::query_as(&sql)
@@ -96,21 +218,8 @@ impl SqlStore<Db> {
 
 impl UserStore for SqlStore<Db> {
     async fn insert_user(&self, user: &NewUser) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (id, username, username_key, email, email_key, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(user.id)
-        .bind(user.username.as_str())
-        .bind(user.username.key())
-        .bind(user.email.as_str())
-        .bind(user.email.key())
-        .bind(&user.password_hash)
-        .bind(Db::time(user.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(map_error)?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(map_error)?;
+        Self::insert_user_on(&mut conn, user).await
     }
 
     async fn find_user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -708,6 +817,199 @@ impl ThrottleStore for SqlStore<Db> {
         .await
         .map_err(map_error)?;
         Ok(done.rows_affected())
+    }
+}
+
+impl MailStore for SqlStore<Db> {
+    async fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_error)?;
+        Self::enqueue_on(&mut conn, mail).await
+    }
+
+    async fn claim_mail(
+        &self,
+        claim: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<QueuedMail>, StoreError> {
+        // The outer conditions repeat the inner ones: PostgreSQL re-checks
+        // them on a row another claim changed meanwhile, so it is skipped.
+        let free =
+            "finished_at IS NULL AND due_at <= $3 AND (held_until IS NULL OR held_until <= $3)";
+        let sql = format!(
+            "UPDATE mail_outbox SET claim = $1, held_until = $2, attempts = attempts + 1 \
+             WHERE {free} AND id IN (SELECT id FROM mail_outbox WHERE {free} \
+               ORDER BY created_at, id LIMIT $4{}) \
+             RETURNING {CLAIMED_MAIL_COLUMNS}",
+            Db::SKIP_LOCKED
+        );
+        let mut tx = self
+            .pool
+            .begin_with(Db::BEGIN_WRITE)
+            .await
+            .map_err(map_error)?;
+        let rows: Vec<ClaimedMailRow> = sqlx::query_as(&sql)
+            .bind(claim)
+            .bind(Db::time(lease_until))
+            .bind(Db::time(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        let mut claimed: Vec<QueuedMail> = rows.into_iter().map(|r| r.into_queued(claim)).collect();
+        claimed.sort_by_key(|q| (q.mail.created_at, q.mail.id));
+        Ok(claimed)
+    }
+
+    async fn finish_mail(
+        &self,
+        id: Uuid,
+        claim: Uuid,
+        outcome: &MailOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = match outcome {
+            MailOutcome::Retry { at, error } => sqlx::query(
+                "UPDATE mail_outbox SET claim = NULL, held_until = NULL, due_at = $1, last_error = $2 \
+                 WHERE id = $3 AND claim = $4 AND finished_at IS NULL",
+            )
+            .bind(Db::time(*at))
+            .bind(error)
+            .bind(id)
+            .bind(claim),
+            MailOutcome::Sent | MailOutcome::GaveUp { .. } => {
+                let (label, error) = match outcome {
+                    MailOutcome::GaveUp { error } => ("gave_up", Some(error.as_str())),
+                    _ => ("sent", None),
+                };
+                sqlx::query(
+                    "UPDATE mail_outbox SET claim = NULL, held_until = NULL, finished_at = $1, \
+                       outcome = $2, last_error = $3, subject = '', text_body = '', html_body = '' \
+                     WHERE id = $4 AND claim = $5 AND finished_at IS NULL",
+                )
+                .bind(Db::time(now))
+                .bind(label)
+                .bind(error)
+                .bind(id)
+                .bind(claim)
+            }
+        }
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_user_with_link(
+        &self,
+        user: &NewUser,
+        link: &EmailLink,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        Self::insert_user_on(&mut tx, user).await?;
+        Self::insert_link_on(&mut tx, link).await?;
+        Self::enqueue_on(&mut tx, mail).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn create_email_link(
+        &self,
+        link: &EmailLink,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        Self::insert_link_on(&mut tx, link).await?;
+        Self::enqueue_on(&mut tx, mail).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn find_email_link(&self, digest: &TokenDigest) -> Result<Option<EmailLink>, StoreError> {
+        let sql = format!("SELECT {LINK_COLUMNS} FROM email_links WHERE digest = $1");
+        let row: Option<LinkRow> = sqlx::query_as(&sql)
+            .bind(digest.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.map(EmailLink::try_from).transpose()
+    }
+
+    async fn use_email_link(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+        change: &AccountChange,
+        mail: Option<&OutgoingMail>,
+    ) -> Result<bool, StoreError> {
+        // Single use as for refresh tokens: the conditional UPDATE under a
+        // write transaction; a change that fails rolls the spending back.
+        let mut tx = self
+            .pool
+            .begin_with(Db::BEGIN_WRITE)
+            .await
+            .map_err(map_error)?;
+        let user_id: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE email_links SET used_at = $1 \
+             WHERE digest = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+        )
+        .bind(Db::time(now))
+        .bind(digest.as_slice())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let Some(user_id) = user_id else {
+            return Ok(false);
+        };
+        if !Self::apply_on(&mut tx, user_id, change, now).await? {
+            return Ok(false);
+        }
+        if let Some(mail) = mail {
+            Self::enqueue_on(&mut tx, mail).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
+    }
+
+    async fn replace_password(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+        notice: Option<&OutgoingMail>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        require_found(done.rows_affected())?;
+        let revoked = Self::end_user_sessions_on(&mut tx, user_id, keep, now).await?;
+        if let Some(notice) = notice {
+            Self::enqueue_on(&mut tx, notice).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(revoked)
+    }
+
+    async fn purge_mail(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let mail = sqlx::query("DELETE FROM mail_outbox WHERE finished_at < $1")
+            .bind(Db::time(before))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let links = sqlx::query("DELETE FROM email_links WHERE COALESCE(used_at, expires_at) < $1")
+            .bind(Db::time(before))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(mail.rows_affected() + links.rows_affected())
     }
 }
 

@@ -6,12 +6,14 @@ use auth_core::{
     AuthorizationCode, BrowserSession, Client, Consumed, PendingAuthorization, RefreshTokenRecord,
     Session, ThrottleState, TokenDigest, User,
 };
+use auth_core::{EmailLink, LinkPurpose, OutgoingMail, QueuedMail};
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
 /// The `users` columns every query selects, in [`UserRow`] order.
-pub const USER_COLUMNS: &str = "id, username, email, password_hash, created_at, disabled";
+pub const USER_COLUMNS: &str =
+    "id, username, email, password_hash, created_at, disabled, email_verified";
 
 /// A `users` row as both dialects return it.
 #[derive(Debug, sqlx::FromRow)]
@@ -22,6 +24,7 @@ pub struct UserRow {
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
     pub disabled: bool,
+    pub email_verified: bool,
 }
 
 impl From<UserRow> for User {
@@ -33,6 +36,7 @@ impl From<UserRow> for User {
             password_hash: row.password_hash,
             created_at: row.created_at,
             disabled: row.disabled,
+            email_verified: row.email_verified,
         }
     }
 }
@@ -74,7 +78,7 @@ pub const SESSIONS_WITH_USERS: &str = "sessions s JOIN users u ON u.id = s.user_
 
 /// User columns qualified for joins (`u` = users), in [`UserRow`] order.
 pub const JOINED_USER_COLUMNS: &str =
-    "u.id, u.username, u.email, u.password_hash, u.created_at, u.disabled";
+    "u.id, u.username, u.email, u.password_hash, u.created_at, u.disabled, u.email_verified";
 
 /// Refresh-token columns, aliased (`t` = refresh_tokens).
 pub const TOKEN_COLUMNS: &str = "t.digest AS token_digest, t.session_id AS token_session_id, \
@@ -340,5 +344,69 @@ impl TryFrom<BrowserSessionUserRow> for (BrowserSession, User) {
             },
             row.user.into(),
         ))
+    }
+}
+
+/// `email_links` columns, in [`LinkRow`] order.
+pub const LINK_COLUMNS: &str = "digest, purpose, user_id, email, created_at, expires_at, used_at";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct LinkRow {
+    pub digest: Vec<u8>,
+    pub purpose: String,
+    pub user_id: Uuid,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<LinkRow> for EmailLink {
+    type Error = StoreError;
+
+    fn try_from(row: LinkRow) -> Result<Self, StoreError> {
+        Ok(EmailLink {
+            digest: to_digest(row.digest)?,
+            purpose: LinkPurpose::parse(&row.purpose).ok_or_else(|| {
+                StoreError::Other(format!("unknown link purpose {}", row.purpose))
+            })?,
+            user_id: row.user_id,
+            email: row.email,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            used_at: row.used_at,
+        })
+    }
+}
+
+/// A claimed `mail_outbox` row (what `RETURNING` gives back).
+pub const CLAIMED_MAIL_COLUMNS: &str =
+    "id, recipient, subject, text_body, html_body, created_at, attempts";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ClaimedMailRow {
+    pub id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i32,
+}
+
+impl ClaimedMailRow {
+    pub fn into_queued(self, claim: Uuid) -> QueuedMail {
+        QueuedMail {
+            mail: OutgoingMail {
+                id: self.id,
+                to: self.recipient,
+                subject: self.subject,
+                text: self.text_body,
+                html: self.html_body,
+                created_at: self.created_at,
+            },
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            claim,
+        }
     }
 }
