@@ -393,6 +393,7 @@ mod tests {
             password_hash: String::new(),
             created_at: Utc::now(),
             disabled: false,
+            email_verified: false,
         }
     }
 

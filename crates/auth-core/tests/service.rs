@@ -60,7 +60,7 @@ async fn register(service: &Service, username: &str) -> User {
             username: username.into(),
             email: format!("{username}@example.org"),
             password: PASSWORD.into(),
-        })
+        }, &[])
         .await
         .unwrap()
 }
@@ -249,7 +249,7 @@ async fn changing_the_password_ends_every_other_session() {
     let elsewhere = service.login("frank", PASSWORD, None).await.unwrap();
     let (session, user) = service.current_session(&here.access.token).await.unwrap();
     service
-        .change_password(&session, &user, PASSWORD, "a brand new passphrase")
+        .change_password(&session, &user, PASSWORD, "a brand new passphrase", &[])
         .await
         .unwrap();
     assert!(service.current_user(&here.access.token).await.is_ok());

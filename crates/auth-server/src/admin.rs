@@ -178,11 +178,14 @@ pub async fn run<S: Store>(state: &AppState<S>, command: AdminCommand) -> anyhow
         AdminCommand::AddUser { username, email } => {
             let password = read_password()?;
             let user = service
-                .register(&Registration {
-                    username,
-                    email,
-                    password,
-                })
+                .register(
+                    &Registration {
+                        username,
+                        email,
+                        password,
+                    },
+                    &[],
+                )
                 .await
                 .map_err(explain)?;
             println!("created {} ({})", user.username, user.id);

@@ -148,6 +148,13 @@ async fn serve<S: Store>(store: S, config: &Config) -> anyhow::Result<()> {
         std::sync::Arc::clone(&state),
         config.server.purge_interval,
     ));
+    let sender = std::sync::Arc::new(crate::mail::Sender::from_config(config)?);
+    let mailer = tokio::spawn(crate::mail::outbox::send_periodically(
+        std::sync::Arc::clone(&state),
+        sender,
+        config.mail.delivery_policy(),
+        config.mail.poll_interval,
+    ));
     let listener = tokio::net::TcpListener::bind(config.server.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.addr))?;
@@ -168,6 +175,7 @@ async fn serve<S: Store>(store: S, config: &Config) -> anyhow::Result<()> {
     )
     .await?;
     purger.abort();
+    mailer.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -93,6 +93,8 @@ pub struct Config {
     pub oauth: OAuthConfig,
     pub oidc: OidcConfig,
     pub ui: UiConfig,
+    pub mail: crate::mail::MailConfig,
+    pub accounts: crate::mail::AccountsConfig,
     /// `[[clients]]`: OAuth clients defined by the operator (the CLI adds
     /// more to the store).
     pub clients: Vec<ClientRegistration>,
@@ -351,6 +353,8 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             oidc: OidcConfig::default(),
             ui: UiConfig::default(),
+            mail: crate::mail::MailConfig::default(),
+            accounts: crate::mail::AccountsConfig::default(),
             clients: Vec::new(),
         }
     }
@@ -509,8 +513,10 @@ impl Config {
             );
         }
         problems.extend(self.oauth_problems());
+        problems.extend(self.mail.problems());
         if self.profile == Profile::Production {
             problems.extend(self.production_problems());
+            problems.extend(self.mail.production_problems());
         }
         if problems.is_empty() {
             Ok(())
@@ -700,9 +706,30 @@ mod tests {
         assert!(example.unwrap_err().to_string().contains("example"));
 
         let good = Config::from_figment(figment(
-            "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n",
+            "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n[mail]\ntransport = 'smtp'\n",
         ));
         assert!(good.is_ok(), "{good:?}");
+    }
+
+    #[test]
+    fn production_refuses_mail_in_the_log_and_passwords_in_the_clear() {
+        let base = "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n";
+        let logged = Config::from_figment(figment(base)).unwrap_err().to_string();
+        assert!(logged.contains("mail.transport"), "{logged}");
+        let clear = Config::from_figment(figment(&format!(
+            "{base}[mail]\ntransport = 'smtp'\n[mail.smtp]\nhost = 'smtp.example.org'\nsecurity = 'none'\nusername = 'u'\npassword = 'p'\n"
+        )))
+        .unwrap_err()
+        .to_string();
+        assert!(clear.contains("mail.smtp.security"), "{clear}");
+        let local_relay = Config::from_figment(figment(&format!(
+            "{base}[mail]\ntransport = 'smtp'\n[mail.smtp]\nhost = '127.0.0.1'\nsecurity = 'none'\n"
+        )));
+        assert!(local_relay.is_ok(), "{local_relay:?}");
+        let bad_from = Config::from_figment(figment("[mail]\nfrom = 'not an address'\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(bad_from.contains("mail.from"), "{bad_from}");
     }
 
     #[test]
@@ -782,7 +809,7 @@ mod tests {
         assert!(err.contains("tokens.keys_dir"), "{err}");
         for algorithm in ["EdDSA", "ES256", "RS256"] {
             let toml = format!(
-                "profile = 'production'\n[tokens]\nalgorithm = '{algorithm}'\nkeys_dir = '/etc/tessera/keys'\n"
+                "profile = 'production'\n[tokens]\nalgorithm = '{algorithm}'\nkeys_dir = '/etc/tessera/keys'\n[mail]\ntransport = 'smtp'\n"
             );
             let config = Config::from_figment(figment(&toml));
             assert!(config.is_ok(), "{algorithm}: {config:?}");

@@ -7,6 +7,7 @@ pub mod config;
 pub mod connections;
 pub mod instrumented;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod probe;

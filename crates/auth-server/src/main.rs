@@ -33,6 +33,9 @@ enum Cmd {
     /// Manage OAuth clients (configured ones are listed but edited in the file).
     #[command(subcommand)]
     Client(ClientCmd),
+    /// Check the mail settings.
+    #[command(subcommand)]
+    Mail(MailCmd),
     /// Exit 0 when the server answers 2xx (container health checks).
     Probe {
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
@@ -64,6 +67,16 @@ enum UserCmd {
     Delete { user: String },
     /// Replace a password (read from standard input); every session ends.
     SetPassword { user: String },
+}
+
+#[derive(Subcommand)]
+enum MailCmd {
+    /// Send one message now (not through the outbox) and print the mail
+    /// server's answer; exit status 1 when it is refused or unreachable.
+    Test {
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +172,16 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Keys(KeysCmd::Generate { .. }) | Cmd::Probe { .. } => Ok(()),
+        Cmd::Mail(MailCmd::Test { to }) => match auth_server::mail::send_test(&config, &to).await {
+            Ok(reply) => {
+                println!("{reply}");
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("mail test failed: {e}");
+                std::process::exit(1);
+            }
+        },
         Cmd::User(user) => {
             let admin = match user {
                 UserCmd::Add { username, email } => AdminCommand::AddUser { username, email },

@@ -78,9 +78,25 @@ pub fn outcome_of(err: &auth_core::AuthError) -> &'static str {
         AuthError::InvalidClient { .. } => "invalid_client",
         AuthError::AccountDisabled => "disabled",
         AuthError::Throttled { .. } => "throttled",
+        AuthError::EmailNotVerified => "email_not_verified",
         AuthError::Overloaded => "overloaded",
         AuthError::StoreUnavailable => "unavailable",
         _ => "error",
+    }
+}
+
+/// One round of the mail sender: `tessera_mail_sent_total{outcome}`, with
+/// `outcome` = `sent`, `retried` or `gave_up`.
+pub fn record_mail(report: &auth_core::DeliveryReport) {
+    for (outcome, count) in [
+        ("sent", report.sent),
+        ("retried", report.retried),
+        ("gave_up", report.gave_up),
+    ] {
+        if count > 0 {
+            metrics::counter!("tessera_mail_sent_total", "outcome" => outcome)
+                .increment(u64::from(count));
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use auth_core::token::{TokenConfig, TokenIssuer};
-use auth_core::{AuthService, IdTokenIssuer, OAuthPolicy, PasswordHasher, SessionPolicy, Store};
+use auth_core::{
+    AuthService, IdTokenIssuer, Mailer, OAuthPolicy, PasswordHasher, SessionPolicy, Store,
+};
 
 use crate::api::AppState;
 use crate::config::Config;
@@ -63,7 +65,18 @@ pub fn build_state<S: Store>(
             browser_absolute_ttl: config.ui.session_lifetime,
         },
     };
-    let service = AuthService::new(store, hasher, tokens, policy).with_id_tokens(id_tokens);
+    let mailer = Mailer {
+        composer: Arc::new(crate::mail::TemplateComposer::new(config)?),
+        public_url: config.issuer(),
+        link_ttl: config.mail.link_ttl,
+        require_verified_email: config.accounts.require_verified_email,
+        resend_limit: config.mail.resend_limit,
+        forgot_address_limit: config.mail.forgot_per_address,
+        forgot_client_limit: config.mail.forgot_per_client,
+    };
+    let service = AuthService::new(store, hasher, tokens, policy)
+        .with_id_tokens(id_tokens)
+        .with_mail(mailer);
     Ok(Arc::new(AppState {
         service,
         // Everything a client can be granted: the password grant's scopes

@@ -14,11 +14,15 @@ pub mod routes;
 mod userinfo;
 mod users;
 
+pub use users::{send_reset_later, FORGOT_ACCEPTED};
+
 use std::sync::Arc;
 
 use auth_core::{AuthService, Store};
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
+
+use crate::pages::mail_links::MailPage;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -81,6 +85,10 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
         let endpoint = || crate::pages::flow::PageEndpoint::new(Arc::clone(&state), page);
         poem::get(endpoint()).post(endpoint())
     };
+    let mail_page = |page| {
+        let endpoint = || crate::pages::mail_links::MailPageEndpoint::new(Arc::clone(&state), page);
+        poem::get(endpoint()).post(endpoint())
+    };
     let stylesheet = {
         let state = Arc::clone(&state);
         poem::get(poem::endpoint::make_sync(move |_| state.pages.stylesheet()))
@@ -92,6 +100,9 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
         .at("/sign-in", page(crate::pages::flow::Page::SignIn))
         .at("/sign-up", page(crate::pages::flow::Page::SignUp))
         .at("/consent", page(crate::pages::flow::Page::Consent))
+        .at("/forgot-password", mail_page(MailPage::ForgotPassword))
+        .at("/password/reset", mail_page(MailPage::ResetPassword))
+        .at("/email/confirm", mail_page(MailPage::ConfirmEmail))
         .at(crate::pages::STYLESHEET_PATH, stylesheet)
         .catch_all_error(|err| async move { problem::framework_error(err) })
         .around({

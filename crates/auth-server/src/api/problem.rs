@@ -191,8 +191,13 @@ impl From<AuthError> for ProblemResponse {
             AuthError::ClientConfigured(_) => {
                 Self::from_status(StatusCode::CONFLICT, err.to_string())
             }
-            AuthError::Throttled { retry_after: wait } => {
+            AuthError::Throttled { retry_after: wait }
+            | AuthError::RateLimited { retry_after: wait } => {
                 Self::too_many_requests(err.to_string(), wait)
+            }
+            AuthError::AlreadyVerified => Self::from_status(StatusCode::CONFLICT, err.to_string()),
+            AuthError::EmailNotVerified => {
+                Self::from_status(StatusCode::FORBIDDEN, err.to_string())
             }
             AuthError::Overloaded => Self::Unavailable(
                 Json(Problem::new(
@@ -305,8 +310,16 @@ impl From<AuthError> for OAuthError {
             AuthError::AccountDisabled => {
                 Self::BadRequest(oauth_body("invalid_grant", "the account is disabled"))
             }
-            AuthError::Throttled { retry_after: wait } => {
+            AuthError::Throttled { retry_after: wait }
+            | AuthError::RateLimited { retry_after: wait } => {
                 Self::too_many_requests(err.to_string(), wait)
+            }
+            AuthError::EmailNotVerified => Self::BadRequest(oauth_body(
+                "invalid_grant",
+                "the email address is not verified yet: follow the link in the message sent to it",
+            )),
+            AuthError::AlreadyVerified => {
+                Self::BadRequest(oauth_body("invalid_request", err.to_string()))
             }
             AuthError::InvalidRefreshToken | AuthError::InvalidGrant(_) => {
                 Self::BadRequest(oauth_body("invalid_grant", err.to_string()))

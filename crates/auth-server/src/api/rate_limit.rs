@@ -44,7 +44,7 @@ impl AddressLimiter {
 
     /// The client address: the peer, or, when the peer is a trusted proxy,
     /// the rightmost `X-Forwarded-For` entry that is not one.
-    fn client(&self, req: &Request) -> IpAddr {
+    pub fn client(&self, req: &Request) -> IpAddr {
         let peer = req
             .remote_addr()
             .as_socket_addr()

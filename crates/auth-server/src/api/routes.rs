@@ -118,6 +118,9 @@ pub const ROUTES: &[RouteSpec] = &[
     rate_limited(api("/users", POST)),
     personal("/users/me", GET),
     personal("/users/me/password", POST),
+    rate_limited(personal("/users/me/email", POST)),
+    rate_limited(personal("/users/me/email/verification", POST)),
+    rate_limited(api("/password/forgot", POST)),
     rate_limited(oauth("/token", POST)),
     RouteSpec {
         limit: Limit::Every,
@@ -127,6 +130,9 @@ pub const ROUTES: &[RouteSpec] = &[
     page("/sign-in"),
     page("/sign-up"),
     page("/consent"),
+    page("/forgot-password"),
+    page("/password/reset"),
+    page("/email/confirm"),
     RouteSpec {
         documented: true,
         ..page("/logout")

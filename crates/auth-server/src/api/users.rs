@@ -2,16 +2,19 @@
 
 use std::sync::Arc;
 
-use auth_core::{Registration, Store, User};
+use auth_core::{Email, Registration, Store, User};
 use chrono::{DateTime, Utc};
 use poem_openapi::auth::Bearer;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
 use uuid::Uuid;
 
+use poem::Request;
+
 use super::body::JsonObject;
 use super::problem::ProblemResponse;
 use super::AppState;
+use crate::mail::request_locales;
 
 #[derive(Tags)]
 enum UsersTag {
@@ -47,6 +50,8 @@ pub struct PublicUser {
     pub id: Uuid,
     pub username: String,
     pub email: String,
+    /// Whether the address was proved by following the link sent to it.
+    pub email_verified: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -56,6 +61,7 @@ impl From<User> for PublicUser {
             id: user.id,
             username: user.username,
             email: user.email,
+            email_verified: user.email_verified,
             created_at: user.created_at,
         }
     }
@@ -78,6 +84,47 @@ pub enum PasswordChanged {
     /// Changed; every other session of the user has ended.
     #[oai(status = 204)]
     NoContent,
+}
+
+/// Email change input.
+// Read by hand in `body.rs`; this type only documents the schema.
+#[allow(dead_code)]
+#[derive(Object)]
+pub struct ChangeEmailRequest {
+    #[oai(write_only, validator(min_length = 1))]
+    pub current_password: String,
+    /// The new address; it must not belong to another account.
+    #[oai(validator(min_length = 3, max_length = 254))]
+    pub new_email: String,
+}
+
+/// `POST /password/forgot` input.
+// Read by hand in `body.rs`; this type only documents the schema.
+#[allow(dead_code)]
+#[derive(Object)]
+pub struct ForgotPasswordRequest {
+    #[oai(validator(min_length = 3, max_length = 254))]
+    pub email: String,
+}
+
+/// What an accepted mail request says (the same whatever happened next).
+#[derive(Debug, Object)]
+pub struct MailAccepted {
+    pub detail: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum MailQueued {
+    /// Accepted: a message is on its way (or, for an address no account
+    /// has, nothing is sent; the answer is the same).
+    #[oai(status = 202)]
+    Accepted(Json<MailAccepted>),
+}
+
+fn accepted(detail: &str) -> MailQueued {
+    MailQueued::Accepted(Json(MailAccepted {
+        detail: detail.into(),
+    }))
 }
 
 #[derive(Debug, ApiResponse)]
@@ -103,6 +150,7 @@ impl<S: Store> UsersApi<S> {
     #[oai(path = "/users", method = "post")]
     async fn register(
         &self,
+        req: &Request,
         body: JsonObject<RegisterRequest>,
     ) -> Result<RegisterResponse, ProblemResponse> {
         let [username, email, password] =
@@ -110,11 +158,14 @@ impl<S: Store> UsersApi<S> {
         let user = self
             .state
             .service
-            .register(&Registration {
-                username,
-                email,
-                password,
-            })
+            .register(
+                &Registration {
+                    username,
+                    email,
+                    password,
+                },
+                &request_locales(req),
+            )
             .await?;
         Ok(RegisterResponse::Created(
             Json(user.into()),
@@ -134,6 +185,7 @@ impl<S: Store> UsersApi<S> {
     #[oai(path = "/users/me/password", method = "post")]
     async fn change_password(
         &self,
+        req: &Request,
         auth: BearerToken,
         body: JsonObject<ChangePasswordRequest>,
     ) -> Result<PasswordChanged, ProblemResponse> {
@@ -142,8 +194,82 @@ impl<S: Store> UsersApi<S> {
         let (session, user) = service.current_session(&auth.0.token).await?;
         let [current, new] = body.result?.strings(["current_password", "new_password"])?;
         service
-            .change_password(&session, &user, &current, &new)
+            .change_password(&session, &user, &current, &new, &request_locales(req))
             .await?;
         Ok(PasswordChanged::NoContent)
     }
+
+    /// Send the verification message again (at most `mail.resend_limit`
+    /// per account; 429 with `Retry-After` beyond). 409 when the address is
+    /// verified already.
+    #[oai(path = "/users/me/email/verification", method = "post")]
+    async fn resend_verification(
+        &self,
+        req: &Request,
+        auth: BearerToken,
+    ) -> Result<MailQueued, ProblemResponse> {
+        let service = &self.state.service;
+        let user = service.current_user(&auth.0.token).await?;
+        service
+            .resend_verification(&user, &request_locales(req))
+            .await?;
+        Ok(accepted("a verification message is on its way"))
+    }
+
+    /// Change the email address: the current password and the new address.
+    /// A link goes to the new address; the account switches when it is
+    /// followed, and the old address is told.
+    #[oai(path = "/users/me/email", method = "post")]
+    async fn change_email(
+        &self,
+        req: &Request,
+        auth: BearerToken,
+        body: JsonObject<ChangeEmailRequest>,
+    ) -> Result<MailQueued, ProblemResponse> {
+        let service = &self.state.service;
+        let user = service.current_user(&auth.0.token).await?;
+        let [current, new_email] = body.result?.strings(["current_password", "new_email"])?;
+        service
+            .request_email_change(&user, &current, &new_email, &request_locales(req))
+            .await?;
+        Ok(accepted(
+            "a confirmation link is on its way to the new address",
+        ))
+    }
+
+    /// Ask for a password-reset link. Always 202 with the same body, in the
+    /// same time, whether an account has the address or not; the message is
+    /// written after the answer. Limited per address (known or not) and per
+    /// client address: 429 with `Retry-After`.
+    #[oai(path = "/password/forgot", method = "post")]
+    async fn forgot_password(
+        &self,
+        req: &Request,
+        body: JsonObject<ForgotPasswordRequest>,
+    ) -> Result<MailQueued, ProblemResponse> {
+        let [email] = body.result?.strings(["email"])?;
+        let client = self.state.rate_limiter.client(req).to_string();
+        let email = self
+            .state
+            .service
+            .admit_password_reset(&email, Some(&client))
+            .await?;
+        send_reset_later(&self.state, email, request_locales(req));
+        Ok(accepted(FORGOT_ACCEPTED))
+    }
+}
+
+/// What `/password/forgot` answers, for every address.
+pub const FORGOT_ACCEPTED: &str =
+    "if an account has this address, a message with a reset link is on its way";
+
+/// Looks the address up and queues the reset message after the answer has
+/// gone, so its cost never shows in the response time.
+pub fn send_reset_later<S: Store>(state: &Arc<AppState<S>>, email: Email, locales: Vec<String>) {
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        if let Err(e) = state.service.send_password_reset(&email, &locales).await {
+            tracing::warn!(error = %e, "queueing a password-reset message failed");
+        }
+    });
 }

@@ -140,7 +140,7 @@ impl<S: Store> Endpoint for PageEndpoint<S> {
 }
 
 /// A page form, or why it could not be read (answered with a 400 page).
-async fn read_form(req: &mut Request) -> Option<FormParams> {
+pub(crate) async fn read_form(req: &mut Request) -> Option<FormParams> {
     let urlencoded = req
         .header(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
@@ -312,6 +312,17 @@ impl<S: Store> Flow<'_, S> {
                     Some("Incorrect username, email or password."),
                 )
             }
+            Err(e @ AuthError::EmailNotVerified) => {
+                metrics::record_login(metrics::outcome_of(&e));
+                self.sign_in_page(
+                    StatusCode::FORBIDDEN,
+                    pending,
+                    client,
+                    csrf_token,
+                    username,
+                    Some("Confirm your email address first: open the link in the message we sent to it."),
+                )
+            }
             Err(e) => {
                 metrics::record_login(metrics::outcome_of(&e));
                 self.pages().auth_error(&e)
@@ -333,7 +344,11 @@ impl<S: Store> Flow<'_, S> {
             password: field(form, "password").unwrap_or_default().to_owned(),
         };
         let entered = (registration.username.as_str(), registration.email.as_str());
-        match self.service().browser_sign_up(&registration).await {
+        match self
+            .service()
+            .browser_sign_up(&registration, &crate::mail::request_locales(req))
+            .await
+        {
             Ok(signed_in) => {
                 metrics::record_registration("success");
                 self.started(req, pending, client, signed_in).await
@@ -494,6 +509,7 @@ impl<S: Store> Flow<'_, S> {
                 username,
                 error,
                 sign_up_url => format!("/sign-up?request={}", pending.id),
+                forgot_password_url => format!("/forgot-password?request={}", pending.id),
             },
         )
     }

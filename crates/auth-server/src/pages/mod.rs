@@ -10,6 +10,7 @@
 pub mod cookies;
 pub mod flow;
 pub mod logout;
+pub mod mail_links;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +34,19 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("templates/error.html")),
     ("logout.html", include_str!("templates/logout.html")),
     ("signed_out.html", include_str!("templates/signed_out.html")),
+    ("notice.html", include_str!("templates/notice.html")),
+    (
+        "forgot_password.html",
+        include_str!("templates/forgot_password.html"),
+    ),
+    (
+        "reset_password.html",
+        include_str!("templates/reset_password.html"),
+    ),
+    (
+        "confirm_email.html",
+        include_str!("templates/confirm_email.html"),
+    ),
 ];
 
 const STYLESHEET: &str = include_str!("templates/style.css");
@@ -175,6 +189,9 @@ impl Pages {
         match err {
             AuthError::Throttled { retry_after } => self
                 .too_many_requests_page("Too many failed sign-ins for this account.", *retry_after),
+            AuthError::RateLimited { retry_after } => {
+                self.too_many_requests_page("Too many requests of this kind.", *retry_after)
+            }
             AuthError::Overloaded | AuthError::StoreUnavailable => RenderedPage {
                 retry_after: Some(2),
                 ..self.error_page(

@@ -113,6 +113,10 @@ async fn production_with_asymmetric_keys_needs_no_hs256_secret() {
     env.extend([
         ("TESSERA_PROFILE", "production".to_owned()),
         ("TESSERA_TOKENS__ALGORITHM", "EdDSA".to_owned()),
+        // Production refuses mail in the log: a local relay (never reached here).
+        ("TESSERA_MAIL__TRANSPORT", "smtp".to_owned()),
+        ("TESSERA_MAIL__SMTP__HOST", "127.0.0.1".to_owned()),
+        ("TESSERA_MAIL__SMTP__SECURITY", "none".to_owned()),
         // Production refuses the cheap test hashing parameters.
         ("TESSERA_PASSWORDS__MEMORY_KIB", "19456".to_owned()),
         ("TESSERA_PASSWORDS__ITERATIONS", "2".to_owned()),
