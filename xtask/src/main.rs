@@ -10,6 +10,7 @@ mod deploy;
 mod fuzz;
 mod migrate;
 mod mongo;
+mod smtp;
 mod process;
 mod test;
 

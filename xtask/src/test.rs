@@ -8,13 +8,14 @@ use std::process::Stdio;
 use anyhow::{bail, Context, Result};
 use store_sql::test_support::{DEFAULT_ADMIN_URL, TEST_URL_VAR};
 
-use crate::mongo;
+use crate::{mongo, smtp};
 use crate::process::{cargo_command, check, host_port, reachable};
 
 pub fn run(extra: &[String]) -> Result<TestTotals> {
     require_postgres()?;
     // Stopped when this returns, whatever the outcome.
     let mongo = mongo::TestMongo::start()?;
+    let smtpd = smtp::python()?;
     let mut args: Vec<&str> = vec!["test", "--workspace", "--all-features", "--no-fail-fast"];
     if !extra.is_empty() {
         args.push("--");
@@ -23,6 +24,7 @@ pub fn run(extra: &[String]) -> Result<TestTotals> {
     let mut child = cargo_command()
         .args(&args)
         .env(mongo::TEST_URL_VAR, &mongo.url)
+        .env(smtp::TEST_PYTHON_VAR, &smtpd)
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot run cargo test")?;

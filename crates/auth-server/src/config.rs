@@ -713,7 +713,8 @@ mod tests {
 
     #[test]
     fn production_refuses_mail_in_the_log_and_passwords_in_the_clear() {
-        let base = "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n";
+        let base =
+            "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n";
         let logged = Config::from_figment(figment(base)).unwrap_err().to_string();
         assert!(logged.contains("mail.transport"), "{logged}");
         let clear = Config::from_figment(figment(&format!(

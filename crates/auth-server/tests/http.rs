@@ -64,8 +64,14 @@ async fn register_returns_201_with_location_and_the_public_user() {
     let body = reply.body.as_object().unwrap();
     let mut keys: Vec<_> = body.keys().cloned().collect();
     keys.sort();
-    assert_eq!(keys, ["created_at", "email", "email_verified", "id", "username"]);
-    assert_eq!(body["email_verified"], false, "not until the link is followed");
+    assert_eq!(
+        keys,
+        ["created_at", "email", "email_verified", "id", "username"]
+    );
+    assert_eq!(
+        body["email_verified"], false,
+        "not until the link is followed"
+    );
     assert_eq!(body["username"], "Alice", "case is kept");
     assert_eq!(body["email"], "Alice@Example.org");
     uuid::Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
