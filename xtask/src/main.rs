@@ -10,8 +10,8 @@ mod deploy;
 mod fuzz;
 mod migrate;
 mod mongo;
-mod smtp;
 mod process;
+mod smtp;
 mod test;
 
 use std::path::PathBuf;

@@ -8,8 +8,8 @@ use std::process::Stdio;
 use anyhow::{bail, Context, Result};
 use store_sql::test_support::{DEFAULT_ADMIN_URL, TEST_URL_VAR};
 
-use crate::{mongo, smtp};
 use crate::process::{cargo_command, check, host_port, reachable};
+use crate::{mongo, smtp};
 
 pub fn run(extra: &[String]) -> Result<TestTotals> {
     require_postgres()?;

@@ -45,18 +45,18 @@ pub use mail::{
     Composed, DeliveryPolicy, DeliveryReport, MailComposer, MailError, MailKind, MailOutcome,
     MailTransport, MailValues, Mailer, OutgoingMail, QueuedMail,
 };
-pub use rate::RateLimit;
 pub use model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
 };
 pub use oauth::{ClientCredentials, OAuthPolicy, TokenClient};
 pub use oidc::{LogoutError, LogoutQuery, LogoutRequest, UserInfo};
 pub use password::{HashingConfig, PasswordHasher};
+pub use rate::RateLimit;
 pub use secret::{DatabaseUrl, Secret};
 pub use service::{AuthService, Introspection, LoginGrant, Registration, SessionPolicy, TokenKind};
 pub use store::{
-    ClientStore, FlowStore, Lifecycle, MailStore, Observed, SessionStore, Store, StoreError, StoreObserver,
-    StoreSettings, ThrottleStore, ThrottleUpdate, UniqueField, UserStore,
+    ClientStore, FlowStore, Lifecycle, MailStore, Observed, SessionStore, Store, StoreError,
+    StoreObserver, StoreSettings, ThrottleStore, ThrottleUpdate, UniqueField, UserStore,
 };
 pub use throttle::{ThrottlePolicy, ThrottleState};
 pub use token::{AccessClaims, TokenConfig, TokenError, TokenKeys};

@@ -16,7 +16,7 @@ use crate::mail::{MailKind, MailValues, Mailer, OutgoingMail};
 use crate::model::{NewUser, Session, TokenDigest, User};
 use crate::rate::RateLimit;
 use crate::refresh::OpaqueToken;
-use crate::service::{chrono_duration, AuthService, Registration};
+use crate::service::{account_throttle_key, chrono_duration, AuthService, Registration};
 use crate::store::{Store, StoreError, UniqueField};
 use crate::validation::{Email, FieldError, Password, ValidationErrors};
 
@@ -100,6 +100,9 @@ impl std::fmt::Debug for AccountChange {
 }
 
 /// What a presented link token is, for its page.
+// Built once per page view and matched at once: boxing the large variant
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkState {
     /// Spendable: the page shows its button.
@@ -264,8 +267,11 @@ impl<S: Store> AuthService<S> {
             self.admit(&forgot_client_key(client), &mailer.forgot_client_limit)
                 .await?;
         }
-        self.admit(&forgot_address_key(&email.key()), &mailer.forgot_address_limit)
-            .await?;
+        self.admit(
+            &forgot_address_key(email.key()),
+            &mailer.forgot_address_limit,
+        )
+        .await?;
         Ok(email)
     }
 
@@ -277,7 +283,7 @@ impl<S: Store> AuthService<S> {
         email: &Email,
         locales: &[String],
     ) -> Result<(), AuthError> {
-        let Some(user) = self.store().find_user_by_email(&email.key()).await? else {
+        let Some(user) = self.store().find_user_by_email(email.key()).await? else {
             return Ok(());
         };
         if user.disabled {
@@ -320,11 +326,13 @@ impl<S: Store> AuthService<S> {
         }
     }
 
-    /// Spends a link with `change`; the state to show when it was not
-    /// spendable (used meanwhile, by a concurrent request).
+    /// Spends the link of `token` (checked valid just before) with
+    /// `change`: `None` when done, or the state to show when a concurrent
+    /// request spent it first.
     async fn spend(
         &self,
         token: &str,
+        link: &EmailLink,
         change: &AccountChange,
         mail: Option<&OutgoingMail>,
     ) -> Result<Option<LinkState>, AuthError> {
@@ -333,7 +341,7 @@ impl<S: Store> AuthService<S> {
             .store()
             .use_email_link(&digest, Utc::now(), change, mail)
             .await?;
-        Ok((!spent).then(|| LinkState::Used(LinkPurpose::VerifyEmail)))
+        Ok((!spent).then_some(LinkState::Used(link.purpose)))
     }
 
     /// The **Confirm email** button of a verification or email-change link.
@@ -361,7 +369,7 @@ impl<S: Store> AuthService<S> {
                     locales,
                 )?;
                 let change = AccountChange::ChangeEmail { email };
-                self.spend(token, &change, Some(&notice)).await?
+                self.spend(token, &link, &change, Some(&notice)).await?
             }
             _ => {
                 let key_of = |address: &str| Email::parse(address).map(|e| e.key().to_owned()).ok();
@@ -375,10 +383,10 @@ impl<S: Store> AuthService<S> {
                 let change = AccountChange::VerifyEmail {
                     email_key: link_key,
                 };
-                self.spend(token, &change, None).await?
+                self.spend(token, &link, &change, None).await?
             }
         };
-        Ok(outcome.map(|_| LinkState::Used(link.purpose)))
+        Ok(outcome)
     }
 
     /// The **Set new password** button of a reset link: the usual policy,
@@ -393,7 +401,7 @@ impl<S: Store> AuthService<S> {
         let state = self
             .link_state(token, &[LinkPurpose::ResetPassword])
             .await?;
-        let LinkState::Valid { user, .. } = state else {
+        let LinkState::Valid { link, user } = state else {
             return Ok(Some(state));
         };
         let password = Password::parse("new_password", new_password, &user.username, &user.email)
@@ -401,13 +409,13 @@ impl<S: Store> AuthService<S> {
         let password_hash = self.hasher().hash(&password).await?;
         let notice = self.notice(MailKind::PasswordChanged, &user, &user.email, None, locales)?;
         let change = AccountChange::ResetPassword { password_hash };
-        let outcome = self.spend(token, &change, Some(&notice)).await?;
+        let outcome = self.spend(token, &link, &change, Some(&notice)).await?;
         if outcome.is_none() {
             self.store()
-                .clear_throttle(&format!("user:{}", user.id))
+                .clear_throttle(&account_throttle_key(user.id))
                 .await?;
         }
-        Ok(outcome.map(|_| LinkState::Used(LinkPurpose::ResetPassword)))
+        Ok(outcome)
     }
 
     /// Starts an email change for the signed-in `user`: the current
@@ -439,7 +447,7 @@ impl<S: Store> AuthService<S> {
         }
         if self
             .store()
-            .find_user_by_email(&email.key())
+            .find_user_by_email(email.key())
             .await?
             .is_some()
         {
@@ -470,13 +478,9 @@ impl<S: Store> AuthService<S> {
         locales: &[String],
     ) -> Result<u64, AuthError> {
         let notice = match self.mail() {
-            Some(_) => Some(self.notice(
-                MailKind::PasswordChanged,
-                user,
-                &user.email,
-                None,
-                locales,
-            )?),
+            Some(_) => {
+                Some(self.notice(MailKind::PasswordChanged, user, &user.email, None, locales)?)
+            }
             None => None,
         };
         self.store()

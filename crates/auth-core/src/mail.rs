@@ -334,7 +334,10 @@ impl Mailer {
 
     /// The full URL of a link page carrying `token`.
     pub fn link_url(&self, path: &str, token: &str) -> String {
-        format!("{}{path}?token={token}", self.public_url.trim_end_matches('/'))
+        format!(
+            "{}{path}?token={token}",
+            self.public_url.trim_end_matches('/')
+        )
     }
 
     pub fn link_minutes(&self) -> u64 {

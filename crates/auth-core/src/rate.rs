@@ -32,14 +32,15 @@ impl RateLimit {
     /// last one is over).
     pub fn after_request(&self, state: Option<ThrottleState>, now: DateTime<Utc>) -> ThrottleState {
         let window = chrono_duration(self.window);
-        let mut state = state
-            .filter(|s| now - s.window_started < window)
-            .unwrap_or(ThrottleState {
-                failures: 0,
-                window_started: now,
-                locked_until: None,
-                lockouts: 0,
-            });
+        let mut state =
+            state
+                .filter(|s| now - s.window_started < window)
+                .unwrap_or(ThrottleState {
+                    failures: 0,
+                    window_started: now,
+                    locked_until: None,
+                    lockouts: 0,
+                });
         state.failures = state.failures.saturating_add(1);
         if state.failures > self.max {
             state.locked_until = Some(state.window_started + window);
@@ -54,7 +55,12 @@ impl RateLimit {
             return None;
         }
         let until = state.locked_until?;
-        Some((until - now).to_std().unwrap_or_default().max(Duration::from_secs(1)))
+        Some(
+            (until - now)
+                .to_std()
+                .unwrap_or_default()
+                .max(Duration::from_secs(1)),
+        )
     }
 }
 
@@ -72,7 +78,10 @@ mod tests {
         assert_eq!(limit.refused_for(&second, start), None);
         let later = start + chrono::Duration::seconds(20);
         let third = limit.after_request(Some(second), later);
-        assert_eq!(limit.refused_for(&third, later), Some(Duration::from_secs(40)));
+        assert_eq!(
+            limit.refused_for(&third, later),
+            Some(Duration::from_secs(40))
+        );
         let next_window = start + chrono::Duration::seconds(61);
         let fresh = limit.after_request(Some(third), next_window);
         assert_eq!(fresh.failures, 1);

@@ -149,6 +149,11 @@ pub struct AuthService<S> {
     mail: Option<Mailer>,
 }
 
+/// The login throttle's key for an existing account.
+pub(crate) fn account_throttle_key(user_id: Uuid) -> String {
+    format!("user:{user_id}")
+}
+
 pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -267,7 +272,7 @@ impl<S: Store> AuthService<S> {
     ) -> Result<User, AuthError> {
         let user = self.find_by_login(login).await?;
         let throttle_key = match (&user, LoginKey::from_login(login)) {
-            (Some(user), _) => format!("user:{}", user.id),
+            (Some(user), _) => account_throttle_key(user.id),
             (None, LoginKey::Username(key)) => format!("username:{key}"),
             (None, LoginKey::Email(key)) => format!("email:{key}"),
         };
@@ -597,7 +602,10 @@ impl<S: Store> AuthService<S> {
                 "purged expired authorization requests, codes and browser sessions"
             );
         }
-        let mail = self.store.purge_mail(now - chrono::Duration::hours(1)).await?;
+        let mail = self
+            .store
+            .purge_mail(now - chrono::Duration::hours(1))
+            .await?;
         if mail > 0 {
             tracing::debug!(mail, "purged delivered mail and spent links");
         }

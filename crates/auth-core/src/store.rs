@@ -481,14 +481,7 @@ port! {
 
 /// Everything a backend provides.
 pub trait Store:
-    UserStore
-    + SessionStore
-    + ThrottleStore
-    + ClientStore
-    + FlowStore
-    + MailStore
-    + Lifecycle
-    + 'static
+    UserStore + SessionStore + ThrottleStore + ClientStore + FlowStore + MailStore + Lifecycle + 'static
 {
     /// A short name for logs and test output (`memory`, `sqlite`, ...).
     fn backend_name(&self) -> &'static str;

@@ -56,11 +56,14 @@ fn service_with(policy: SessionPolicy) -> (Service, CallLog) {
 
 async fn register(service: &Service, username: &str) -> User {
     service
-        .register(&Registration {
-            username: username.into(),
-            email: format!("{username}@example.org"),
-            password: PASSWORD.into(),
-        }, &[])
+        .register(
+            &Registration {
+                username: username.into(),
+                email: format!("{username}@example.org"),
+                password: PASSWORD.into(),
+            },
+            &[],
+        )
         .await
         .unwrap()
 }

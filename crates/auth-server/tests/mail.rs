@@ -130,7 +130,10 @@ async fn registration_sends_a_verification_link_that_scanners_cannot_spend() {
         message.subject.contains("Confirm your email"),
         "{message:?}"
     );
-    assert!(message.html.contains(&message.token()), "the HTML part has the link");
+    assert!(
+        message.html.contains(&message.token()),
+        "the HTML part has the link"
+    );
     let link = message.link_path();
     assert!(link.starts_with("/email/confirm?token="), "{link}");
 
@@ -618,4 +621,3 @@ async fn the_sign_in_page_links_to_a_forgot_password_page_that_works_without_scr
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     mail.mail_to(&smtp, "fay@example.org", 2).await;
 }
-

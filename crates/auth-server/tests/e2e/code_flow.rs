@@ -79,11 +79,25 @@ impl Browser {
         path: &str,
         fields: &[(&str, &str)],
     ) -> Page {
+        self.submit_keeping(page_server, post_server, path, "request", fields)
+            .await
+    }
+
+    /// [`submit`](Self::submit) for a form whose hidden field `carried`
+    /// (`request`, `token`) goes back with the CSRF token.
+    pub async fn submit_keeping(
+        &mut self,
+        page_server: &Server,
+        post_server: &Server,
+        path: &str,
+        carried: &str,
+        fields: &[(&str, &str)],
+    ) -> Page {
         let page = self.get(page_server, path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
         let csrf = hidden(&page.text, "csrf_token");
-        let request = hidden(&page.text, "request");
-        let mut form: Vec<(&str, &str)> = vec![("csrf_token", &csrf), ("request", &request)];
+        let kept = hidden(&page.text, carried);
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", &csrf), (carried, &kept)];
         form.extend_from_slice(fields);
         let action = path.split('?').next().unwrap();
         let req = self.http.post(post_server.url(action)).form(&form);

@@ -65,6 +65,14 @@ macro_rules! database_backend_cases {
             crate::code_flow::code_flow_across_replicas(&env(db.url())).await;
         }
 
+        /// Mail written during an SMTP outage on three replicas is sent
+        /// once each when it ends; links work on any replica.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn mail_survives_an_outage_across_three_replicas() {
+            let db = <$db>::create().await;
+            crate::mail::mail_across_replicas(&env(db.url())).await;
+        }
+
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn without_auto_migrate_serve_refuses_an_old_schema_until_migrated() {
             let db = <$db>::create().await;

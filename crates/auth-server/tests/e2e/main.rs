@@ -9,9 +9,12 @@ mod connections;
 mod databases;
 mod keys;
 mod limits;
+mod mail;
 mod outage;
 mod replicas;
 mod restart;
 mod secrets;
 mod shutdown;
+#[path = "../common/smtp.rs"]
+mod smtp;
 mod support;
