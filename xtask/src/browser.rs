@@ -17,6 +17,7 @@ const REQUIREMENTS: &[&str] = &[
     "Authlib==1.9.10",
     "requests==2.34.2",
     "pytest==9.2.0",
+    "aiosmtpd==1.4.6",
 ];
 
 /// Where the tests live (pytest files beside the Rust tests).
