@@ -257,6 +257,15 @@ mod tests {
             assert_eq!(claims.exp - claims.iat, 300);
             assert_eq!(claims.profile.email.as_deref(), Some("alice@x.org"));
             assert_eq!(claims.profile.email_verified, Some(false));
+            let verified = User {
+                email_verified: true,
+                ..u.clone()
+            };
+            let token = ids
+                .issue(facts(&verified, Some("openid email"), None))
+                .unwrap();
+            let claims = ids.verify_hint(&token).unwrap();
+            assert_eq!(claims.profile.email_verified, Some(true), "from the account");
             assert_eq!(claims.profile.preferred_username, None);
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.alg, alg.jwt());

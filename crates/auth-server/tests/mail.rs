@@ -621,3 +621,45 @@ async fn the_sign_in_page_links_to_a_forgot_password_page_that_works_without_scr
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     mail.mail_to(&smtp, "fay@example.org", 2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userinfo_and_id_tokens_say_whether_the_address_was_verified() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let smtp = Smtp::start();
+    let mut config = config_for(&smtp);
+    config.tokens.scopes = vec!["openid".into(), "email".into()];
+    let mail = MailApp::new(config);
+    mail.register("iris").await;
+    let claims = || async {
+        let grant = mail
+            .app
+            .post_form(
+                "/token",
+                &format!(
+                    "{}&scope=openid%20email",
+                    common::password_form("iris", PASSWORD)
+                ),
+            )
+            .await;
+        assert_eq!(grant.status, StatusCode::OK, "{}", grant.text);
+        let id_token = grant.body["id_token"].as_str().unwrap();
+        let payload = id_token.split('.').nth(1).unwrap();
+        let id_claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let access = grant.body["access_token"].as_str().unwrap();
+        let userinfo = mail.app.get("/userinfo", Some(access)).await.body;
+        (
+            id_claims["email_verified"].clone(),
+            userinfo["email_verified"].clone(),
+        )
+    };
+    assert_eq!(claims().await, (json!(false), json!(false)));
+    let message = mail.mail_to(&smtp, "iris@example.org", 1).await.remove(0);
+    let mut browser = Browser::new(&mail.app);
+    assert_eq!(
+        press(&mut browser, &message.link_path(), "").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(claims().await, (json!(true), json!(true)));
+}

@@ -178,6 +178,7 @@ fn production_refuses_openid_connect_without_a_key_folder_naming_the_setting() {
         ),
         ("TESSERA_PASSWORDS__MEMORY_KIB", "19456".to_owned()),
         ("TESSERA_PASSWORDS__ITERATIONS", "2".to_owned()),
+        ("TESSERA_MAIL__TRANSPORT", "file".to_owned()),
     ]);
     let stderr = refusal_without_test_id_keys(&env);
     assert!(
