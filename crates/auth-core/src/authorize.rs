@@ -61,6 +61,11 @@ pub struct AuthorizationParams {
     /// else is asked to sign in (or gets `login_required`).
     #[serde(default)]
     pub hinted_user: Option<Uuid>,
+    /// `ui_locales`, space-separated: messages caused by this flow (the
+    /// verification mail of an account created here) use the first with a
+    /// translation.
+    #[serde(default)]
+    pub ui_locales: Option<String>,
 }
 
 impl AuthorizationParams {
@@ -249,6 +254,7 @@ mod tests {
             max_age: Some(60),
             login_hint: None,
             hinted_user: None,
+            ui_locales: None,
         };
         assert!(params.sign_in_is_fresh(now - chrono::Duration::seconds(60), now));
         assert!(!params.sign_in_is_fresh(now - chrono::Duration::seconds(61), now));

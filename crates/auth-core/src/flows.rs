@@ -78,6 +78,8 @@ pub struct AuthorizationQuery {
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
     pub id_token_hint: Option<String>,
+    /// OpenID Connect `ui_locales`: the languages the person prefers.
+    pub ui_locales: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
     /// Parameters that appeared more than once (RFC 6749 §3.1 forbids it).
@@ -303,6 +305,8 @@ impl<S: Store> AuthService<S> {
             max_age,
             login_hint: query.login_hint.clone(),
             hinted_user,
+            // A hint (Core §3.1.2.1): an unreasonable one is dropped, not refused.
+            ui_locales: query.ui_locales.clone().filter(|v| v.len() <= 256),
         };
         Ok((params, client))
     }

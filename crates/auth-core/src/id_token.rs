@@ -265,7 +265,11 @@ mod tests {
                 .issue(facts(&verified, Some("openid email"), None))
                 .unwrap();
             let claims = ids.verify_hint(&token).unwrap();
-            assert_eq!(claims.profile.email_verified, Some(true), "from the account");
+            assert_eq!(
+                claims.profile.email_verified,
+                Some(true),
+                "from the account"
+            );
             assert_eq!(claims.profile.preferred_username, None);
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.alg, alg.jwt());

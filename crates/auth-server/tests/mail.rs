@@ -663,3 +663,76 @@ async fn userinfo_and_id_tokens_say_whether_the_address_was_verified() {
     );
     assert_eq!(claims().await, (json!(true), json!(true)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_made_in_a_flow_gets_its_message_in_the_flows_language() {
+    let smtp = Smtp::start();
+    let templates = tempfile::tempdir().unwrap();
+    let french = templates.path().join("mail/fr");
+    std::fs::create_dir_all(&french).unwrap();
+    std::fs::write(
+        french.join("verify_email.txt"),
+        "Subject: Confirmez votre adresse\n\nBonjour {{ username }}, ouvrez {{ link }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        french.join("verify_email.html"),
+        "<html><p>Bonjour {{ username }}</p><a href=\"{{ link }}\">Confirmer</a></html>",
+    )
+    .unwrap();
+    let mut config = config_for(&smtp);
+    config.ui.templates_dir = Some(templates.path().to_owned());
+    config.clients = vec![auth_core::ClientRegistration {
+        id: "web".into(),
+        name: Some("Web".into()),
+        redirect_uris: vec!["https://web.example/callback".into()],
+        first_party: true,
+        ..auth_core::ClientRegistration::default()
+    }];
+    let mail = MailApp::new(config);
+    let mut browser = Browser::new(&mail.app);
+    let start = browser
+        .get(&format!(
+            "/authorize?response_type=code&client_id=web&redirect_uri={}&scope=openid\
+             &code_challenge={}&code_challenge_method=S256&ui_locales=fr-CA+en",
+            encode("https://web.example/callback"),
+            common::browser::challenge("a-verifier-a-verifier-a-verifier-a-verifier")
+        ))
+        .await;
+    let sign_in = common::browser::location(&start);
+    let sign_up = sign_in.replace("/sign-in", "/sign-up");
+    let created = browser
+        .submit(
+            &sign_up,
+            &format!(
+                "username=zoe&email=zoe%40example.org&password={}",
+                encode(PASSWORD)
+            ),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let message = mail.mail_to(&smtp, "zoe@example.org", 1).await.remove(0);
+    assert_eq!(message.subject, "Confirmez votre adresse");
+    assert!(message.text.contains("Bonjour zoe"), "{}", message.text);
+    assert!(message.link_path().starts_with("/email/confirm?token="));
+
+    // Without a translation for the reader, English.
+    mail.app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri_str("/users")
+                .header("accept-language", "de-DE, de;q=0.9")
+                .content_type("application/json")
+                .body(
+                    json!({"username": "udo", "email": "udo@example.org", "password": PASSWORD})
+                        .to_string(),
+                ),
+        )
+        .await;
+    let english = mail.mail_to(&smtp, "udo@example.org", 1).await.remove(0);
+    assert!(
+        english.subject.starts_with("Confirm your email"),
+        "{english:?}"
+    );
+}

@@ -26,6 +26,7 @@ fn params(client_id: &str) -> AuthorizationParams {
         max_age: Some(u64::MAX),
         login_hint: None,
         hinted_user: None,
+        ui_locales: Some("fr-CA en".into()),
     }
 }
 

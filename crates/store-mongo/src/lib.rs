@@ -169,6 +169,25 @@ impl MongoStore {
         Ok(())
     }
 
+    /// Revokes every active session of a user but `keep`; how many.
+    async fn revoke_sessions_of(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut filter = doc! { "user_id": bson_uuid(user_id), "revoked_at": Bson::Null };
+        if let Some(keep) = keep {
+            filter.insert("_id", doc! { "$ne": bson_uuid(keep) });
+        }
+        let done = self
+            .sessions()
+            .update_many(filter, doc! { "$set": { "revoked_at": bson_time(now) } })
+            .await
+            .map_err(map_error)?;
+        Ok(done.modified_count)
+    }
+
     async fn find_user(&self, filter: Document) -> Result<Option<User>, StoreError> {
         let found = self.users().find_one(filter).await.map_err(map_error)?;
         Ok(found.map(User::from))
@@ -471,19 +490,8 @@ impl SessionStore for MongoStore {
         keep: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        self.bounded(async {
-            let mut filter = doc! { "user_id": bson_uuid(user_id), "revoked_at": Bson::Null };
-            if let Some(keep) = keep {
-                filter.insert("_id", doc! { "$ne": bson_uuid(keep) });
-            }
-            let done = self
-                .sessions()
-                .update_many(filter, doc! { "$set": { "revoked_at": bson_time(now) } })
-                .await
-                .map_err(map_error)?;
-            Ok(done.modified_count)
-        })
-        .await
+        self.bounded(self.revoke_sessions_of(user_id, keep, now))
+            .await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

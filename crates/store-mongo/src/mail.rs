@@ -52,21 +52,13 @@ impl MongoStore {
         keep: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let mut filter = doc! { "user_id": bson_uuid(user_id), "revoked_at": Bson::Null };
-        if let Some(keep) = keep {
-            filter.insert("_id", doc! { "$ne": bson_uuid(keep) });
-        }
-        let done = self
-            .sessions()
-            .update_many(filter, doc! { "$set": { "revoked_at": bson_time(now) } })
-            .await
-            .map_err(map_error)?;
+        let revoked = self.revoke_sessions_of(user_id, keep, now).await?;
         self.db
             .collection::<Document>(BROWSER_SESSIONS)
             .delete_many(doc! { "user_id": bson_uuid(user_id) })
             .await
             .map_err(map_error)?;
-        Ok(done.modified_count)
+        Ok(revoked)
     }
 
     /// Applies a spent link's change; `false` when its user is gone.

@@ -96,6 +96,22 @@ impl SqlStore<Db> {
         keep: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        let revoked = Self::revoke_user_sessions_on(conn, user_id, keep, now).await?;
+        sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_error)?;
+        Ok(revoked)
+    }
+
+    /// Revokes every active session of a user but `keep`; how many.
+    async fn revoke_user_sessions_on(
+        conn: &mut Conn,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $1 \
              WHERE user_id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3)",
@@ -103,14 +119,9 @@ impl SqlStore<Db> {
         .bind(Db::time(now))
         .bind(user_id)
         .bind(keep)
-        .execute(&mut *conn)
+        .execute(conn)
         .await
         .map_err(map_error)?;
-        sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_error)?;
         Ok(done.rows_affected())
     }
 
@@ -415,17 +426,8 @@ impl SessionStore for SqlStore<Db> {
         keep: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 \
-             WHERE user_id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3)",
-        )
-        .bind(Db::time(now))
-        .bind(user_id)
-        .bind(keep)
-        .execute(&self.pool)
-        .await
-        .map_err(map_error)?;
-        Ok(done.rows_affected())
+        let mut conn = self.pool.acquire().await.map_err(map_error)?;
+        Self::revoke_user_sessions_on(&mut conn, user_id, keep, now).await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -114,6 +114,7 @@ fn query_of(form: &FormParams) -> AuthorizationQuery {
         max_age: get("max_age"),
         login_hint: get("login_hint"),
         id_token_hint: get("id_token_hint"),
+        ui_locales: get("ui_locales"),
         request: get("request"),
         request_uri: get("request_uri"),
         repeated: Vec::new(),

@@ -13,10 +13,16 @@ pub use transport::Sender;
 /// The reader's languages for a message caused by `req`
 /// (`Accept-Language`).
 pub fn request_locales(req: &poem::Request) -> Vec<String> {
+    flow_locales(req, None)
+}
+
+/// The reader's languages for a message caused in an authorization flow:
+/// the flow's `ui_locales` first, then `Accept-Language`.
+pub fn flow_locales(req: &poem::Request, ui_locales: Option<&str>) -> Vec<String> {
     let accept = req
         .header(poem::http::header::ACCEPT_LANGUAGE)
         .filter(|v| v.len() <= 256);
-    preferred_locales(None, accept)
+    preferred_locales(ui_locales, accept)
 }
 
 /// `tessera mail test --to ADDRESS`: renders the test message and sends it

@@ -346,7 +346,10 @@ impl<S: Store> Flow<'_, S> {
         let entered = (registration.username.as_str(), registration.email.as_str());
         match self
             .service()
-            .browser_sign_up(&registration, &crate::mail::request_locales(req))
+            .browser_sign_up(
+                &registration,
+                &crate::mail::flow_locales(req, pending.params.ui_locales.as_deref()),
+            )
             .await
         {
             Ok(signed_in) => {
