@@ -326,20 +326,17 @@ impl<S: Store> AuthService<S> {
         }
     }
 
-    /// Spends the link of `token` (checked valid just before) with
-    /// `change`: `None` when done, or the state to show when a concurrent
-    /// request spent it first.
+    /// Spends `link` (checked valid just before) with `change`: `None` when
+    /// done, or the state to show when a concurrent request spent it first.
     async fn spend(
         &self,
-        token: &str,
         link: &EmailLink,
         change: &AccountChange,
         mail: Option<&OutgoingMail>,
     ) -> Result<Option<LinkState>, AuthError> {
-        let digest = OpaqueToken::from_presented(token).digest();
         let spent = self
             .store()
-            .use_email_link(&digest, Utc::now(), change, mail)
+            .use_email_link(&link.digest, Utc::now(), change, mail)
             .await?;
         Ok((!spent).then_some(LinkState::Used(link.purpose)))
     }
@@ -369,7 +366,7 @@ impl<S: Store> AuthService<S> {
                     locales,
                 )?;
                 let change = AccountChange::ChangeEmail { email };
-                self.spend(token, &link, &change, Some(&notice)).await?
+                self.spend(&link, &change, Some(&notice)).await?
             }
             _ => {
                 let key_of = |address: &str| Email::parse(address).map(|e| e.key().to_owned()).ok();
@@ -383,7 +380,7 @@ impl<S: Store> AuthService<S> {
                 let change = AccountChange::VerifyEmail {
                     email_key: link_key,
                 };
-                self.spend(token, &link, &change, None).await?
+                self.spend(&link, &change, None).await?
             }
         };
         Ok(outcome)
@@ -409,7 +406,7 @@ impl<S: Store> AuthService<S> {
         let password_hash = self.hasher().hash(&password).await?;
         let notice = self.notice(MailKind::PasswordChanged, &user, &user.email, None, locales)?;
         let change = AccountChange::ResetPassword { password_hash };
-        let outcome = self.spend(token, &link, &change, Some(&notice)).await?;
+        let outcome = self.spend(&link, &change, Some(&notice)).await?;
         if outcome.is_none() {
             self.store()
                 .clear_throttle(&account_throttle_key(user.id))

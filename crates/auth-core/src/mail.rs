@@ -107,8 +107,8 @@ impl Default for DeliveryPolicy {
             retry_min: Duration::from_secs(5),
             retry_max: Duration::from_secs(300),
             give_up_after: Duration::from_secs(3600),
-            lease: Duration::from_secs(120),
-            batch: 20,
+            lease: Duration::from_secs(60),
+            batch: 5,
         }
     }
 }

@@ -140,18 +140,21 @@ impl Default for MailConfig {
 
 impl MailConfig {
     pub fn delivery_policy(&self) -> DeliveryPolicy {
+        // A round sends its batch one message after another, each bounded
+        // by the SMTP timeout: the lease outlasts the whole round, so a
+        // slow sender is never overtaken by another replica (which would
+        // send its last messages twice).
+        let batch = 5;
         DeliveryPolicy {
             retry_min: self.retry_min,
             retry_max: self.retry_max,
             give_up_after: self.give_up_after,
-            // Longer than a whole SMTP conversation, so a slow sender is
-            // never overtaken by another replica.
             lease: self
                 .smtp
                 .timeout
-                .saturating_mul(6)
+                .saturating_mul(batch + 1)
                 .max(Duration::from_secs(30)),
-            batch: 20,
+            batch,
         }
     }
 
