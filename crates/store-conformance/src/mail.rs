@@ -37,6 +37,22 @@ pub fn link(purpose: LinkPurpose, user_id: Uuid, email: &str, ttl: Duration) -> 
     }
 }
 
+/// A link stored with the message that carries it.
+async fn stored_link<S: Store>(
+    store: &S,
+    purpose: LinkPurpose,
+    user_id: Uuid,
+    email: &str,
+    ttl: Duration,
+) -> EmailLink {
+    let stored = link(purpose, user_id, email, ttl);
+    store
+        .create_email_link(&stored, &message(email, purpose.as_str(), now()))
+        .await
+        .unwrap();
+    stored
+}
+
 /// Claims everything due at `at` with a fresh claim and a minute's lease.
 async fn claim_all<S: Store>(store: &S, at: DateTime<Utc>) -> Vec<QueuedMail> {
     store
@@ -194,16 +210,14 @@ pub async fn retried_mail_returns_when_due_and_sent_mail_never<S: Store>(store: 
 pub async fn a_link_is_spent_once_with_its_change<S: Store>(store: &S) {
     let user = new_user("wanda", "wanda@example.org");
     store.insert_user(&user).await.unwrap();
-    let verify = link(
+    let verify = stored_link(
+        store,
         LinkPurpose::VerifyEmail,
         user.id,
         "wanda@example.org",
         Duration::hours(1),
-    );
-    store
-        .create_email_link(&verify, &message("wanda@example.org", "verify", now()))
-        .await
-        .unwrap();
+    )
+    .await;
     let change = AccountChange::VerifyEmail {
         email_key: "wanda@example.org".into(),
     };
@@ -226,16 +240,14 @@ pub async fn a_link_is_spent_once_with_its_change<S: Store>(store: &S) {
             .unwrap(),
         "a link is single use"
     );
-    let expired = link(
+    let expired = stored_link(
+        store,
         LinkPurpose::VerifyEmail,
         user.id,
         "wanda@example.org",
         Duration::seconds(-1),
-    );
-    store
-        .create_email_link(&expired, &message("wanda@example.org", "verify", now()))
-        .await
-        .unwrap();
+    )
+    .await;
     assert!(!store
         .use_email_link(&expired.digest, now(), &change, None)
         .await
@@ -248,16 +260,14 @@ pub async fn a_link_is_spent_once_with_its_change<S: Store>(store: &S) {
 
 pub async fn concurrent_spends_of_one_link_have_one_winner<S: Store>(store: &S) {
     let f = fixture(store, "xena").await;
-    let reset = link(
+    let reset = stored_link(
+        store,
         LinkPurpose::ResetPassword,
         f.user_id,
         "xena@example.org",
         Duration::hours(1),
-    );
-    store
-        .create_email_link(&reset, &message("xena@example.org", "reset", now()))
-        .await
-        .unwrap();
+    )
+    .await;
     let spends = futures::future::join_all((0..8).map(|i| async move {
         let change = AccountChange::ResetPassword {
             password_hash: format!("$argon2id$new-{i}"),
@@ -280,16 +290,14 @@ pub async fn a_reset_ends_every_session_and_queues_its_notice<S: Store>(store: &
     let f = fixture(store, "yuri").await;
     let browser = browser_session(f.user_id);
     store.create_browser_session(&browser).await.unwrap();
-    let reset = link(
+    let reset = stored_link(
+        store,
         LinkPurpose::ResetPassword,
         f.user_id,
         "yuri@example.org",
         Duration::hours(1),
-    );
-    store
-        .create_email_link(&reset, &message("yuri@example.org", "reset", now()))
-        .await
-        .unwrap();
+    )
+    .await;
     let change = AccountChange::ResetPassword {
         password_hash: "$argon2id$reset".into(),
     };
@@ -313,7 +321,7 @@ pub async fn a_reset_ends_every_session_and_queues_its_notice<S: Store>(store: &
         .is_none());
     let queued = claim_all(store, at).await;
     let subjects: BTreeSet<_> = queued.iter().map(|q| q.mail.subject.as_str()).collect();
-    assert_eq!(subjects, BTreeSet::from(["reset", "changed"]));
+    assert_eq!(subjects, BTreeSet::from(["reset_password", "changed"]));
 }
 
 pub async fn an_email_change_switches_the_address_unless_it_was_taken<S: Store>(store: &S) {
@@ -323,16 +331,14 @@ pub async fn an_email_change_switches_the_address_unless_it_was_taken<S: Store>(
         .insert_user(&new_user("amy", "amy@example.org"))
         .await
         .unwrap();
-    let taken = link(
+    let taken = stored_link(
+        store,
         LinkPurpose::ChangeEmail,
         zed.id,
         "Amy@Example.org",
         Duration::hours(1),
-    );
-    store
-        .create_email_link(&taken, &message("Amy@Example.org", "confirm", now()))
-        .await
-        .unwrap();
+    )
+    .await;
     claim_all(store, now()).await;
     let to_amy = AccountChange::ChangeEmail {
         email: Email::parse("Amy@Example.org").unwrap(),
@@ -352,16 +358,14 @@ pub async fn an_email_change_switches_the_address_unless_it_was_taken<S: Store>(
         "and queues nothing"
     );
 
-    let free = link(
+    let free = stored_link(
+        store,
         LinkPurpose::ChangeEmail,
         zed.id,
         "Zed.New@Example.org",
         Duration::hours(1),
-    );
-    store
-        .create_email_link(&free, &message("Zed.New@Example.org", "confirm", now()))
-        .await
-        .unwrap();
+    )
+    .await;
     let to_new = AccountChange::ChangeEmail {
         email: Email::parse("Zed.New@Example.org").unwrap(),
     };

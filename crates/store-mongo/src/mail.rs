@@ -44,6 +44,16 @@ impl MongoStore {
         Ok(())
     }
 
+    /// A link, then the message that carries it (a crash between them leaves
+    /// a link nobody received, which expires unused).
+    async fn insert_link(&self, link: &EmailLink, mail: &OutgoingMail) -> Result<(), StoreError> {
+        self.links()
+            .insert_one(LinkDoc::from(link))
+            .await
+            .map_err(map_error)?;
+        self.enqueue(Some(mail)).await
+    }
+
     /// Revokes a user's active sessions but `keep` and deletes their browser
     /// sessions.
     async fn end_user_sessions(
@@ -204,11 +214,7 @@ impl MailStore for MongoStore {
                 .insert_one(UserDoc::from(user))
                 .await
                 .map_err(map_error)?;
-            self.links()
-                .insert_one(LinkDoc::from(link))
-                .await
-                .map_err(map_error)?;
-            self.enqueue(Some(mail)).await
+            self.insert_link(link, mail).await
         })
         .await
     }
@@ -218,14 +224,7 @@ impl MailStore for MongoStore {
         link: &EmailLink,
         mail: &OutgoingMail,
     ) -> Result<(), StoreError> {
-        self.bounded(async {
-            self.links()
-                .insert_one(LinkDoc::from(link))
-                .await
-                .map_err(map_error)?;
-            self.enqueue(Some(mail)).await
-        })
-        .await
+        self.bounded(self.insert_link(link, mail)).await
     }
 
     async fn find_email_link(&self, digest: &TokenDigest) -> Result<Option<EmailLink>, StoreError> {

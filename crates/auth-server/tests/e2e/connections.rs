@@ -33,23 +33,6 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8
     read.ok().map(|()| received)
 }
 
-/// A counter's value in the server's `/metrics` (0 when absent).
-async fn metric(server: &Server, series: &str) -> f64 {
-    let text = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn limited_env(
     dir: &std::path::Path,
     settings: &[(&'static str, &str)],

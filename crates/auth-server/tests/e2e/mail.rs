@@ -8,19 +8,8 @@ use crate::support::*;
 
 /// `tessera_mail_sent_total{outcome}` of one server.
 async fn mail_counted(server: &Server, outcome: &str) -> u64 {
-    let text = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let label = format!("tessera_mail_sent_total{{outcome=\"{outcome}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&label))
-        .map_or(0, |n| n.trim().parse::<f64>().unwrap() as u64)
+    let series = format!("tessera_mail_sent_total{{outcome=\"{outcome}\"}} ");
+    metric(server, &series).await as u64
 }
 
 pub async fn mail_across_replicas(env: &[(&str, String)]) {

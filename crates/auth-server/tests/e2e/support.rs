@@ -208,3 +208,20 @@ pub async fn login_with(server: &Server, username: &str, password: &str) -> Opti
     let body: Value = reply.json().await.unwrap();
     body["access_token"].as_str().map(str::to_owned)
 }
+
+/// A counter's value in the server's `/metrics` (0 when absent).
+pub async fn metric(server: &Server, series: &str) -> f64 {
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
