@@ -61,7 +61,7 @@ fn code(user_id: Uuid, ttl: Duration) -> AuthorizationCode {
     }
 }
 
-fn browser_session(user_id: Uuid, idle: Duration, absolute: Duration) -> BrowserSession {
+pub(crate) fn browser_session(user_id: Uuid, idle: Duration, absolute: Duration) -> BrowserSession {
     let at = now();
     BrowserSession {
         id: Uuid::now_v7(),

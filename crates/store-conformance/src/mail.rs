@@ -61,17 +61,9 @@ async fn claim_all<S: Store>(store: &S, at: DateTime<Utc>) -> Vec<QueuedMail> {
         .expect("claim")
 }
 
+/// A browser session of `user_id`, idle for an hour, at most eight.
 fn browser_session(user_id: Uuid) -> BrowserSession {
-    let at = now();
-    BrowserSession {
-        id: Uuid::now_v7(),
-        digest: digest("browser"),
-        user_id,
-        auth_time: at,
-        created_at: at,
-        idle_expires_at: at + Duration::hours(1),
-        expires_at: at + Duration::hours(8),
-    }
+    crate::flows::browser_session(user_id, Duration::hours(1), Duration::hours(8))
 }
 
 pub async fn a_registration_writes_the_user_its_link_and_its_message<S: Store>(store: &S) {
@@ -437,20 +429,8 @@ pub async fn replacing_a_password_keeps_one_session_and_queues_the_notice<S: Sto
 
 /// A second active session of `user_id`.
 async fn fixture_session<S: Store>(store: &S, user_id: Uuid) -> Uuid {
-    let at = now();
-    let first = crate::sessions::token("second", at, Duration::days(1));
-    let session = auth_core::Session {
-        id: Uuid::now_v7(),
-        user_id,
-        created_at: at,
-        expires_at: first.expires_at,
-        revoked_at: None,
-        scope: None,
-        client_id: "webapp".into(),
-        auth_time: None,
-        amr: None,
-        browser_session_id: None,
-    };
+    let first = crate::sessions::token("second", now(), Duration::days(1));
+    let session = crate::sessions::session_for(user_id, &first);
     store.create_session(&session, &first).await.unwrap();
     session.id
 }

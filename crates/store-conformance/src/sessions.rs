@@ -39,6 +39,23 @@ pub fn token(seed: &str, issued_at: DateTime<Utc>, ttl: Duration) -> NewRefreshT
     }
 }
 
+/// A plain session of `user_id` (no scope, client `webapp`) starting with
+/// `first`, created when `first` was issued.
+pub fn session_for(user_id: Uuid, first: &NewRefreshToken) -> Session {
+    Session {
+        id: Uuid::now_v7(),
+        user_id,
+        created_at: first.issued_at,
+        expires_at: first.expires_at,
+        revoked_at: None,
+        scope: None,
+        client_id: "webapp".into(),
+        auth_time: None,
+        amr: None,
+        browser_session_id: None,
+    }
+}
+
 pub async fn fixture<S: Store>(store: &S, username: &str) -> Fixture {
     let user = new_user(username, &format!("{username}@example.org"));
     store.insert_user(&user).await.expect("insert user");
@@ -86,18 +103,7 @@ pub async fn created_session_is_found_active_with_its_user<S: Store>(store: &S) 
 pub async fn sessions_of_unknown_users_are_refused<S: Store>(store: &S) {
     let at = now();
     let first = token("orphan", at, Duration::days(1));
-    let session = Session {
-        id: Uuid::now_v7(),
-        user_id: Uuid::now_v7(),
-        created_at: at,
-        expires_at: first.expires_at,
-        revoked_at: None,
-        scope: None,
-        client_id: "webapp".into(),
-        auth_time: None,
-        amr: None,
-        browser_session_id: None,
-    };
+    let session = session_for(Uuid::now_v7(), &first);
     let err = store
         .create_session(&session, &first)
         .await
@@ -267,18 +273,7 @@ pub async fn revoking_all_of_a_users_sessions_can_keep_one<S: Store>(store: &S) 
     for i in 0..3 {
         let at = now();
         let first = token(&format!("other{i}"), at, Duration::days(1));
-        let session = Session {
-            id: Uuid::now_v7(),
-            user_id: f.user_id,
-            created_at: at,
-            expires_at: first.expires_at,
-            revoked_at: None,
-            scope: None,
-            client_id: "webapp".into(),
-            auth_time: None,
-            amr: None,
-            browser_session_id: None,
-        };
+        let session = session_for(f.user_id, &first);
         store
             .create_session(&session, &first)
             .await
@@ -326,18 +321,7 @@ pub async fn purge_removes_ended_sessions_and_their_tokens<S: Store>(store: &S) 
     store.insert_user(&user).await.expect("insert");
     let long_ago = now() - Duration::days(60);
     let old_token = token("old", long_ago, Duration::days(30));
-    let expired = Session {
-        id: Uuid::now_v7(),
-        user_id: user.id,
-        created_at: long_ago,
-        expires_at: old_token.expires_at,
-        revoked_at: None,
-        scope: None,
-        client_id: "webapp".into(),
-        auth_time: None,
-        amr: None,
-        browser_session_id: None,
-    };
+    let expired = session_for(user.id, &old_token);
     store
         .create_session(&expired, &old_token)
         .await

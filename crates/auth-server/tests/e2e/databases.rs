@@ -267,16 +267,7 @@ mod mongo {
         let token = login_with(&server, literal, PASSWORD)
             .await
             .expect("log in by the literal email");
-        let me: Value = server
-            .http
-            .get(server.url("/users/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me = server.me_json(&token).await;
         assert_eq!(me["email"], literal);
         assert_eq!(me["username"], "literal");
         assert!(

@@ -62,16 +62,7 @@ pub async fn mail_across_replicas(env: &[(&str, String)]) {
         .submit_keeping(c, a, &noa.link_path(), "token", &[])
         .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
-    let me: Value = b
-        .http
-        .get(b.url("/users/me"))
-        .bearer_auth(b.token("noa").await)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = b.me_json(&b.token("noa").await).await;
     assert_eq!(me["email_verified"], true);
 
     // Reset: the page from one replica, the new password to another.

@@ -138,6 +138,19 @@ impl Server {
             .status()
     }
 
+    /// `GET /users/me` as JSON (the public user).
+    pub async fn me_json(&self, token: &str) -> Value {
+        self.http
+            .get(self.url("/users/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn terminate(&self) {
         self.process.terminate().unwrap();
     }
