@@ -155,6 +155,9 @@ pub struct BrowserSession {
     pub idle_expires_at: DateTime<Utc>,
     /// Never moves: the absolute lifetime.
     pub expires_at: DateTime<Utc>,
+    /// How the person signed in (RFC 8176 values: `pwd`, `otp`, `hwk`,
+    /// `user`, `mfa`), carried into every code this session yields.
+    pub amr: Vec<String>,
 }
 
 impl BrowserSession {

@@ -68,6 +68,32 @@ pub enum AuthError {
     /// address is not verified yet.
     #[error("the email address is not verified yet")]
     EmailNotVerified,
+    /// The account has a second factor; the password grant cannot ask for
+    /// it, so it refuses (sign in through the browser instead).
+    #[error("this account has a second factor: sign in through the browser")]
+    SecondFactorRequired,
+    /// A wrong, reused or malformed second-factor code.
+    #[error("the code is not valid")]
+    InvalidCode,
+    /// A sign-in step, enrolment or passkey ceremony that expired, was
+    /// finished already, or belongs to someone else.
+    #[error("this step expired or was already completed")]
+    CeremonyExpired,
+    /// No such factor of this account.
+    #[error("no such factor")]
+    FactorNotFound,
+    /// No such session of this account.
+    #[error("no such session")]
+    SessionNotFound,
+    /// Recovery codes need a factor to recover.
+    #[error("the account has no second factor")]
+    NoSecondFactor,
+    /// The public URL cannot carry passkeys (an IP address).
+    #[error("passkeys are not available on this server")]
+    PasskeysUnavailable,
+    /// The authenticator's answer failed a WebAuthn check.
+    #[error("the passkey was not accepted: {0}")]
+    PasskeyRefused(String),
     /// The password-hashing queue is full; the caller should retry later.
     #[error("the server is busy hashing passwords; retry shortly")]
     Overloaded,

@@ -387,7 +387,7 @@ impl<S: Store> AuthService<S> {
                 nonce: params.nonce.clone(),
                 auth_time: session.auth_time,
                 browser_session_id: Some(session.id),
-                amr: vec![crate::id_token::AMR_PASSWORD.to_owned()],
+                amr: session.amr.clone(),
             },
             created_at: now,
             expires_at: now + chrono_duration(self.policy().oauth.code_ttl),
@@ -466,7 +466,8 @@ impl<S: Store> AuthService<S> {
         password: &str,
     ) -> Result<BrowserSignIn, AuthError> {
         let user = self.check_password(login, password).await?;
-        self.start_browser_session(user).await
+        self.start_browser_session(user, vec![crate::id_token::AMR_PASSWORD.to_owned()])
+            .await
     }
 
     /// Creates an account from the sign-up page and signs the browser in.
@@ -476,10 +477,16 @@ impl<S: Store> AuthService<S> {
         locales: &[String],
     ) -> Result<BrowserSignIn, AuthError> {
         let user = self.register(input, locales).await?;
-        self.start_browser_session(user).await
+        self.start_browser_session(user, vec![crate::id_token::AMR_PASSWORD.to_owned()])
+            .await
     }
 
-    async fn start_browser_session(&self, user: User) -> Result<BrowserSignIn, AuthError> {
+    /// Starts a sign-in session for `user`, who proved `amr`.
+    pub(crate) async fn start_browser_session(
+        &self,
+        user: User,
+        amr: Vec<String>,
+    ) -> Result<BrowserSignIn, AuthError> {
         let now = Utc::now();
         let oauth = &self.policy().oauth;
         let cookie = OpaqueToken::generate();
@@ -492,6 +499,7 @@ impl<S: Store> AuthService<S> {
             created_at: now,
             idle_expires_at: (now + chrono_duration(oauth.browser_idle_ttl)).min(expires_at),
             expires_at,
+            amr,
         };
         self.store().create_browser_session(&session).await?;
         Ok(BrowserSignIn {

@@ -20,6 +20,14 @@ use crate::token::{TokenError, TokenKeys, ACCESS_TOKEN_TYPE};
 
 /// RFC 8176: the person entered a password.
 pub const AMR_PASSWORD: &str = "pwd";
+/// A one-time code (authenticator app or recovery code).
+pub const AMR_OTP: &str = "otp";
+/// A hardware-secured key (a passkey).
+pub const AMR_HWK: &str = "hwk";
+/// User presence verified by the authenticator (PIN or biometric).
+pub const AMR_USER: &str = "user";
+/// More than one factor.
+pub const AMR_MFA: &str = "mfa";
 
 /// Whether a space-separated scope grants `wanted`.
 pub fn scope_has(scope: Option<&str>, wanted: &str) -> bool {

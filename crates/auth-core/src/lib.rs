@@ -10,14 +10,17 @@ pub mod authorize;
 pub mod client;
 pub mod client_admin;
 pub mod error;
+pub mod factors;
 pub mod flows;
 pub mod id_token;
 pub mod keys;
 pub mod lifecycle;
 pub mod mail;
+pub mod mfa;
 pub mod model;
 pub mod oauth;
 pub mod oidc;
+pub mod passkeys;
 pub mod password;
 pub mod rate;
 pub mod refresh;
@@ -34,6 +37,7 @@ pub use authorize::{
 };
 pub use client::{Client, ClientRegistration, GrantType};
 pub use error::AuthError;
+pub use factors::{Ceremony, CeremonyKind, Factor, FactorKey, FactorKind};
 pub use flows::{
     AuthorizationQuery, AuthorizeError, AuthorizeErrorCode, BrowserSignIn, ClientRedirect,
     Progress, Step,
@@ -45,18 +49,24 @@ pub use mail::{
     Composed, DeliveryPolicy, DeliveryReport, MailComposer, MailError, MailKind, MailOutcome,
     MailTransport, MailValues, Mailer, OutgoingMail, QueuedMail,
 };
+pub use mfa::{
+    AccountOverview, FactorSettings, PasswordStep, SecondFactorChoices, SecondFactorDue,
+    SecondFactorState, SessionRef, TotpEnrolment,
+};
 pub use model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
 };
 pub use oauth::{ClientCredentials, OAuthPolicy, TokenClient};
 pub use oidc::{LogoutError, LogoutQuery, LogoutRequest, UserInfo};
+pub use passkeys::{PasskeyChallenge, PasskeyConfigError, Passkeys};
 pub use password::{HashingConfig, PasswordHasher};
 pub use rate::RateLimit;
 pub use secret::{DatabaseUrl, Secret};
 pub use service::{AuthService, Introspection, LoginGrant, Registration, SessionPolicy, TokenKind};
 pub use store::{
-    ClientStore, FlowStore, Lifecycle, MailStore, Observed, SessionStore, Store, StoreError,
-    StoreObserver, StoreSettings, ThrottleStore, ThrottleUpdate, UniqueField, UserStore,
+    ClientStore, FactorStore, FlowStore, Lifecycle, MailStore, Observed, SessionStore, Store,
+    StoreError, StoreObserver, StoreSettings, ThrottleStore, ThrottleUpdate, UniqueField,
+    UserStore,
 };
 pub use throttle::{ThrottlePolicy, ThrottleState};
 pub use token::{AccessClaims, TokenConfig, TokenError, TokenKeys};

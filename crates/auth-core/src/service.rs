@@ -147,6 +147,8 @@ pub struct AuthService<S> {
     pending_pages: PendingCache,
     /// Mail (verification, reset, notices): without it none is written.
     mail: Option<Mailer>,
+    /// Second factors: without them none can be enrolled.
+    factors: Option<crate::mfa::FactorSettings>,
 }
 
 /// The login throttle's key for an existing account.
@@ -173,7 +175,18 @@ impl<S: Store> AuthService<S> {
             policy,
             pending_pages: PendingCache::default(),
             mail: None,
+            factors: None,
         }
+    }
+
+    /// Second factors (authenticator apps, recovery codes, passkeys).
+    pub fn with_factors(mut self, factors: crate::mfa::FactorSettings) -> Self {
+        self.factors = Some(factors);
+        self
+    }
+
+    pub(crate) fn factors(&self) -> Option<&crate::mfa::FactorSettings> {
+        self.factors.as_ref()
     }
 
     /// Writes mail (verification links, resets, notices) to the outbox.
@@ -241,6 +254,9 @@ impl<S: Store> AuthService<S> {
         requested_scope: Option<&str>,
     ) -> Result<LoginGrant, AuthError> {
         let user = self.check_password(login, password).await?;
+        if self.has_second_factor(&user).await? {
+            return Err(AuthError::SecondFactorRequired);
+        }
         let scope = self.grant_scope(client, requested_scope);
         let now = Utc::now();
         let refresh = RefreshToken::generate();
@@ -575,16 +591,9 @@ impl<S: Store> AuthService<S> {
         new_password: &str,
         locales: &[String],
     ) -> Result<(), AuthError> {
-        let verification = self
-            .hasher
-            .verify(Some(&user.password_hash), current_password)
+        let hash = self
+            .new_password_hash(user, current_password, new_password)
             .await?;
-        if !verification.matches {
-            return Err(AuthError::InvalidCredentials);
-        }
-        let password = Password::parse("new_password", new_password, &user.username, &user.email)
-            .map_err(|e| ValidationErrors(vec![e]))?;
-        let hash = self.hasher.hash(&password).await?;
         self.store_new_password(user, &hash, Some(session), locales)
             .await?;
         Ok(())

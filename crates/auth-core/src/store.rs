@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::authorize::{AuthorizationCode, BrowserSession, CodeRedemption, PendingAuthorization};
 use crate::client::Client;
+use crate::factors::{Ceremony, Factor};
 use crate::lifecycle::{AccountChange, EmailLink};
 use crate::mail::{MailOutcome, OutgoingMail, QueuedMail};
 use crate::model::{
@@ -46,6 +47,9 @@ pub enum UniqueField {
     Email,
     /// A client id (`tessera client add`).
     ClientId,
+    /// A second factor: the account's authenticator app, or a passkey's
+    /// credential ID (registered once, to one account).
+    Factor,
 }
 
 impl UniqueField {
@@ -54,6 +58,7 @@ impl UniqueField {
             UniqueField::Username => "username",
             UniqueField::Email => "email",
             UniqueField::ClientId => "client_id",
+            UniqueField::Factor => "factor",
         }
     }
 }
@@ -464,6 +469,93 @@ port! {
 }
 
 port! {
+    /// Second factors, recovery codes, and the ceremony records of
+    /// multi-step sign-ins and enrolments.
+    pub trait FactorStore {
+        /// Adds a factor. [`StoreError::Conflict`]`(Factor)` when the account
+        /// already has an authenticator app (one per account) or the
+        /// passkey's credential ID is registered already (to anyone).
+        fn add_factor(&self, factor: &Factor) -> Result<(), StoreError>;
+
+        /// The user's factors, oldest first.
+        fn list_factors(&self, user_id: Uuid) -> Result<Vec<Factor>, StoreError>;
+
+        /// The passkey with this credential ID, whoever's it is.
+        fn find_passkey(&self, credential_id: &str) -> Result<Option<Factor>, StoreError>;
+
+        /// Accepts TOTP time step `step` for a factor: if it is later than the
+        /// last step accepted, records it (and `now` as last use) and returns
+        /// `true`; otherwise changes nothing and returns `false`. Atomic: of
+        /// concurrent calls with one step, exactly one gets `true`.
+        fn advance_totp_step(
+            &self,
+            factor_id: Uuid,
+            step: i64,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError>;
+
+        /// Records a passkey's use: its updated credential (signature
+        /// counter) and `now`. `false` when the factor is gone.
+        fn record_passkey_use(
+            &self,
+            factor_id: Uuid,
+            data: &str,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError>;
+
+        /// Removes one of the user's factors (`false`: no such factor of
+        /// theirs). When none remain, their recovery codes go too.
+        fn remove_factor(&self, user_id: Uuid, factor_id: Uuid) -> Result<bool, StoreError>;
+
+        /// Replaces the user's recovery codes with these digests.
+        fn replace_recovery_codes(
+            &self,
+            user_id: Uuid,
+            digests: &[TokenDigest],
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError>;
+
+        /// Spends a recovery code: `true` and gone if the user had it (of
+        /// concurrent calls exactly one gets `true`).
+        fn use_recovery_code(&self, user_id: Uuid, digest: &TokenDigest) -> Result<bool, StoreError>;
+
+        /// How many unused recovery codes the user has.
+        fn count_recovery_codes(&self, user_id: Uuid) -> Result<u64, StoreError>;
+
+        /// Removes every factor and recovery code of the user and ends every
+        /// session of theirs (API sessions revoked, browser sessions
+        /// deleted); returns how many factors went.
+        fn reset_factors(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+        /// Stores a ceremony record.
+        fn put_ceremony(&self, ceremony: &Ceremony) -> Result<(), StoreError>;
+
+        /// The unexpired ceremony with this digest, left in place.
+        fn find_ceremony(
+            &self,
+            digest: &TokenDigest,
+            now: DateTime<Utc>,
+        ) -> Result<Option<Ceremony>, StoreError>;
+
+        /// Removes and returns the unexpired ceremony with this digest: of
+        /// concurrent calls exactly one gets it (a challenge answers once).
+        fn take_ceremony(
+            &self,
+            digest: &TokenDigest,
+            now: DateTime<Utc>,
+        ) -> Result<Option<Ceremony>, StoreError>;
+
+        /// The user's active API sessions and browser sessions at `now`,
+        /// newest first.
+        fn list_user_sessions(
+            &self,
+            user_id: Uuid,
+            now: DateTime<Utc>,
+        ) -> Result<(Vec<Session>, Vec<BrowserSession>), StoreError>;
+    }
+}
+
+port! {
     /// The store as a whole: reachability and schema.
     pub trait Lifecycle {
         /// A cheap round trip proving the store answers (readiness probes).
@@ -481,7 +573,15 @@ port! {
 
 /// Everything a backend provides.
 pub trait Store:
-    UserStore + SessionStore + ThrottleStore + ClientStore + FlowStore + MailStore + Lifecycle + 'static
+    UserStore
+    + SessionStore
+    + ThrottleStore
+    + ClientStore
+    + FlowStore
+    + MailStore
+    + FactorStore
+    + Lifecycle
+    + 'static
 {
     /// A short name for logs and test output (`memory`, `sqlite`, ...).
     fn backend_name(&self) -> &'static str;

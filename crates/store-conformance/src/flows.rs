@@ -71,6 +71,7 @@ pub(crate) fn browser_session(user_id: Uuid, idle: Duration, absolute: Duration)
         created_at: at,
         idle_expires_at: at + idle,
         expires_at: at + absolute,
+        amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
     }
 }
 

@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod clients;
+pub mod factors;
 pub mod flows;
 pub mod mail;
 pub mod sessions;
@@ -78,6 +79,16 @@ macro_rules! conformance_tests {
                 mail::an_email_change_switches_the_address_unless_it_was_taken,
                 mail::replacing_a_password_keeps_one_session_and_queues_the_notice,
                 mail::purging_mail_removes_finished_messages_and_spent_links,
+                factors::factors_read_back_and_their_unique_rules_hold,
+                factors::a_totp_step_is_accepted_once_and_only_forward,
+                factors::concurrent_uses_of_one_totp_step_have_one_winner,
+                factors::recovery_codes_are_spent_once_and_replaced_whole,
+                factors::removing_the_last_factor_takes_the_recovery_codes,
+                factors::resetting_factors_ends_every_session,
+                factors::a_ceremony_is_read_until_taken_and_taken_once,
+                factors::expired_ceremonies_are_neither_found_nor_taken_and_are_purged,
+                factors::a_users_sessions_are_listed_newest_first_with_how_they_signed_in,
+                factors::deleting_a_user_removes_their_factors,
             );
         }
     };
@@ -102,6 +113,7 @@ mod every_case_is_listed {
 
     const SOURCES: &[(&str, &str)] = &[
         ("clients", include_str!("clients.rs")),
+        ("factors", include_str!("factors.rs")),
         ("flows", include_str!("flows.rs")),
         ("mail", include_str!("mail.rs")),
         ("sessions", include_str!("sessions.rs")),

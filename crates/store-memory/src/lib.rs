@@ -10,13 +10,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use auth_core::store::{
-    ClientStore, FlowStore, Lifecycle, MailStore, SessionStore, Store, StoreError, ThrottleStore,
-    ThrottleUpdate, UniqueField, UserStore,
+    ClientStore, FactorStore, FlowStore, Lifecycle, MailStore, SessionStore, Store, StoreError,
+    ThrottleStore, ThrottleUpdate, UniqueField, UserStore,
 };
 use auth_core::{
-    AccountChange, AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, EmailLink,
-    MailOutcome, NewRefreshToken, NewUser, OutgoingMail, PendingAuthorization, QueuedMail,
-    RefreshTokenRecord, Session, ThrottleState, TokenDigest, User,
+    AccountChange, AuthorizationCode, BrowserSession, Ceremony, Client, CodeRedemption, Consumed,
+    EmailLink, Factor, FactorKind, MailOutcome, NewRefreshToken, NewUser, OutgoingMail,
+    PendingAuthorization, QueuedMail, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
+    User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -38,6 +39,10 @@ struct Tables {
     consents: HashMap<(Uuid, String), String>,
     outbox: HashMap<Uuid, OutboxRow>,
     email_links: HashMap<TokenDigest, EmailLink>,
+    factors: BTreeMap<Uuid, Factor>,
+    /// Recovery-code digests, per user.
+    recovery_codes: HashMap<Uuid, Vec<TokenDigest>>,
+    ceremonies: HashMap<TokenDigest, Ceremony>,
 }
 
 /// A message with its delivery state.
@@ -275,6 +280,8 @@ impl UserStore for MemoryStore {
         tables.browser_sessions.retain(|_, s| s.user_id != id);
         tables.consents.retain(|(user, _), _| *user != id);
         tables.email_links.retain(|_, link| link.user_id != id);
+        tables.factors.retain(|_, f| f.user_id != id);
+        tables.recovery_codes.remove(&id);
         Ok(true)
     }
 
@@ -624,6 +631,7 @@ impl FlowStore for MemoryStore {
             .retain(|_, r| r.expires_at > now);
         tables.codes.retain(|_, (c, _)| c.expires_at > now);
         tables.browser_sessions.retain(|_, s| s.is_active(now));
+        tables.ceremonies.retain(|_, c| c.expires_at > now);
         let after = tables.authorization_requests.len()
             + tables.codes.len()
             + tables.browser_sessions.len();
@@ -784,6 +792,199 @@ impl MailStore for MemoryStore {
             .email_links
             .retain(|_, link| link.used_at.unwrap_or(link.expires_at) >= before);
         Ok((count - tables.outbox.len() - tables.email_links.len()) as u64)
+    }
+}
+
+impl FactorStore for MemoryStore {
+    async fn add_factor(&self, factor: &Factor) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        let taken = tables.factors.values().any(|f| {
+            (factor.kind == FactorKind::Totp
+                && f.kind == FactorKind::Totp
+                && f.user_id == factor.user_id)
+                || (factor.credential_id.is_some() && f.credential_id == factor.credential_id)
+        });
+        if taken || tables.factors.contains_key(&factor.id) {
+            return Err(StoreError::Conflict(UniqueField::Factor));
+        }
+        if !tables.users.contains_key(&factor.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        tables.factors.insert(factor.id, factor.clone());
+        Ok(())
+    }
+
+    async fn list_factors(&self, user_id: Uuid) -> Result<Vec<Factor>, StoreError> {
+        // Keys are v7 ids: map order is creation order.
+        Ok(self
+            .lock()?
+            .factors
+            .values()
+            .filter(|f| f.user_id == user_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<Factor>, StoreError> {
+        Ok(self
+            .lock()?
+            .factors
+            .values()
+            .find(|f| f.credential_id.as_deref() == Some(credential_id))
+            .cloned())
+    }
+
+    async fn advance_totp_step(
+        &self,
+        factor_id: Uuid,
+        step: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.lock()?;
+        match tables.factors.get_mut(&factor_id) {
+            Some(factor) if factor.last_step < step => {
+                factor.last_step = step;
+                factor.last_used_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn record_passkey_use(
+        &self,
+        factor_id: Uuid,
+        data: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.lock()?;
+        let Some(factor) = tables.factors.get_mut(&factor_id) else {
+            return Ok(false);
+        };
+        data.clone_into(&mut factor.data);
+        factor.last_used_at = Some(now);
+        Ok(true)
+    }
+
+    async fn remove_factor(&self, user_id: Uuid, factor_id: Uuid) -> Result<bool, StoreError> {
+        let mut tables = self.lock()?;
+        if tables
+            .factors
+            .get(&factor_id)
+            .is_none_or(|f| f.user_id != user_id)
+        {
+            return Ok(false);
+        }
+        tables.factors.remove(&factor_id);
+        if !tables.factors.values().any(|f| f.user_id == user_id) {
+            tables.recovery_codes.remove(&user_id);
+        }
+        Ok(true)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: Uuid,
+        digests: &[TokenDigest],
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        if !tables.users.contains_key(&user_id) {
+            return Err(StoreError::NotFound);
+        }
+        tables.recovery_codes.insert(user_id, digests.to_vec());
+        Ok(())
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: Uuid,
+        digest: &TokenDigest,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.lock()?;
+        let Some(codes) = tables.recovery_codes.get_mut(&user_id) else {
+            return Ok(false);
+        };
+        let before = codes.len();
+        codes.retain(|d| d != digest);
+        Ok(codes.len() < before)
+    }
+
+    async fn count_recovery_codes(&self, user_id: Uuid) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()?
+            .recovery_codes
+            .get(&user_id)
+            .map_or(0, |codes| codes.len() as u64))
+    }
+
+    async fn reset_factors(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tables = self.lock()?;
+        if !tables.users.contains_key(&user_id) {
+            return Err(StoreError::NotFound);
+        }
+        let before = tables.factors.len();
+        tables.factors.retain(|_, f| f.user_id != user_id);
+        let removed = (before - tables.factors.len()) as u64;
+        tables.recovery_codes.remove(&user_id);
+        tables.revoke_user_sessions(user_id, None, now);
+        tables.browser_sessions.retain(|_, s| s.user_id != user_id);
+        Ok(removed)
+    }
+
+    async fn put_ceremony(&self, ceremony: &Ceremony) -> Result<(), StoreError> {
+        self.lock()?
+            .ceremonies
+            .insert(ceremony.digest, ceremony.clone());
+        Ok(())
+    }
+
+    async fn find_ceremony(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Ceremony>, StoreError> {
+        Ok(self
+            .lock()?
+            .ceremonies
+            .get(digest)
+            .filter(|c| c.expires_at > now)
+            .cloned())
+    }
+
+    async fn take_ceremony(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Ceremony>, StoreError> {
+        Ok(self
+            .lock()?
+            .ceremonies
+            .remove(digest)
+            .filter(|c| c.expires_at > now))
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Session>, Vec<BrowserSession>), StoreError> {
+        let tables = self.lock()?;
+        let mut sessions: Vec<Session> = tables
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user_id && s.is_active(now))
+            .cloned()
+            .collect();
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        let mut browsers: Vec<BrowserSession> = tables
+            .browser_sessions
+            .values()
+            .filter(|s| s.user_id == user_id && s.is_active(now))
+            .cloned()
+            .collect();
+        browsers.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok((sessions, browsers))
     }
 }
 

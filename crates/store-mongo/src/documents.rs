@@ -10,6 +10,7 @@ use auth_core::{
     AuthorizationCode, BrowserSession, Client, NewRefreshToken, NewUser, PendingAuthorization,
     RefreshTokenRecord, Session, StoreError, ThrottleState, TokenDigest, User,
 };
+use auth_core::{Ceremony, CeremonyKind, Factor, FactorKind};
 use auth_core::{EmailLink, LinkPurpose, OutgoingMail, QueuedMail};
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, spec::BinarySubtype, Binary};
@@ -28,6 +29,12 @@ pub(crate) const BROWSER_SESSIONS: &str = "browser_sessions";
 pub(crate) const CONSENTS: &str = "consents";
 pub(crate) const EMAIL_LINKS: &str = "email_links";
 pub(crate) const MAIL_OUTBOX: &str = "mail_outbox";
+pub(crate) const FACTORS: &str = "factors";
+pub(crate) const RECOVERY_CODES: &str = "recovery_codes";
+pub(crate) const CEREMONIES: &str = "ceremonies";
+/// One unique index for both factor rules: `totp:<user>` (one app per
+/// account) and `passkey:<credential id>` (one account per credential).
+pub(crate) const FACTOR_UNIQUE_INDEX: &str = "factors_unique_key_unique";
 
 /// Unique index names; duplicate-key errors name them, which is how a
 /// conflict is mapped to the field it is about.
@@ -403,6 +410,13 @@ pub(crate) struct BrowserSessionDoc {
     pub created_at: bson::DateTime,
     pub idle_expires_at: bson::DateTime,
     pub expires_at: bson::DateTime,
+    /// Absent on sessions from before second factors: a password.
+    #[serde(default = "password_amr")]
+    pub amr: String,
+}
+
+fn password_amr() -> String {
+    "pwd".to_owned()
 }
 
 impl From<&BrowserSession> for BrowserSessionDoc {
@@ -415,6 +429,7 @@ impl From<&BrowserSession> for BrowserSessionDoc {
             created_at: bson_time(session.created_at),
             idle_expires_at: bson_time(session.idle_expires_at),
             expires_at: bson_time(session.expires_at),
+            amr: session.amr.join(" "),
         }
     }
 }
@@ -430,6 +445,123 @@ impl TryFrom<BrowserSessionDoc> for BrowserSession {
             auth_time: time(doc.auth_time),
             created_at: time(doc.created_at),
             idle_expires_at: time(doc.idle_expires_at),
+            expires_at: time(doc.expires_at),
+            amr: doc
+                .amr
+                .split(' ')
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+}
+
+/// `factors`, keyed by the factor's id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FactorDoc {
+    #[serde(rename = "_id")]
+    pub id: bson::Uuid,
+    pub user_id: bson::Uuid,
+    pub kind: String,
+    pub name: String,
+    pub data: String,
+    pub credential_id: Option<String>,
+    /// See [`FACTOR_UNIQUE_INDEX`].
+    pub unique_key: String,
+    pub last_step: i64,
+    pub created_at: bson::DateTime,
+    pub last_used_at: Option<bson::DateTime>,
+}
+
+impl From<&Factor> for FactorDoc {
+    fn from(factor: &Factor) -> Self {
+        let unique_key = match &factor.credential_id {
+            Some(credential) => format!("passkey:{credential}"),
+            None if factor.kind == FactorKind::Totp => format!("totp:{}", factor.user_id),
+            None => format!("factor:{}", factor.id),
+        };
+        Self {
+            id: bson_uuid(factor.id),
+            user_id: bson_uuid(factor.user_id),
+            kind: factor.kind.as_str().to_owned(),
+            name: factor.name.clone(),
+            data: factor.data.clone(),
+            credential_id: factor.credential_id.clone(),
+            unique_key,
+            last_step: factor.last_step,
+            created_at: bson_time(factor.created_at),
+            last_used_at: factor.last_used_at.map(bson_time),
+        }
+    }
+}
+
+impl TryFrom<FactorDoc> for Factor {
+    type Error = StoreError;
+
+    fn try_from(doc: FactorDoc) -> Result<Self, StoreError> {
+        Ok(Factor {
+            id: uuid(doc.id),
+            user_id: uuid(doc.user_id),
+            kind: FactorKind::parse(&doc.kind)
+                .ok_or_else(|| StoreError::Other(format!("unknown factor kind {}", doc.kind)))?,
+            name: doc.name,
+            data: doc.data,
+            credential_id: doc.credential_id,
+            last_step: doc.last_step,
+            created_at: time(doc.created_at),
+            last_used_at: doc.last_used_at.map(time),
+        })
+    }
+}
+
+/// `recovery_codes`, keyed by `"<user id>/<digest, hex>"` so spending one is
+/// a single conditional delete.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RecoveryCodeDoc {
+    #[serde(rename = "_id")]
+    pub key: String,
+    pub user_id: bson::Uuid,
+    pub created_at: bson::DateTime,
+}
+
+pub(crate) fn recovery_code_key(user_id: Uuid, digest: &TokenDigest) -> String {
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{user_id}/{hex}")
+}
+
+/// `ceremonies`, keyed by the digest of the token that names one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CeremonyDoc {
+    #[serde(rename = "_id")]
+    pub digest: Binary,
+    pub kind: String,
+    pub user_id: Option<bson::Uuid>,
+    pub data: String,
+    pub expires_at: bson::DateTime,
+}
+
+impl From<&Ceremony> for CeremonyDoc {
+    fn from(ceremony: &Ceremony) -> Self {
+        Self {
+            digest: binary(&ceremony.digest),
+            kind: ceremony.kind.as_str().to_owned(),
+            user_id: ceremony.user_id.map(bson_uuid),
+            data: ceremony.data.clone(),
+            expires_at: bson_time(ceremony.expires_at),
+        }
+    }
+}
+
+impl TryFrom<CeremonyDoc> for Ceremony {
+    type Error = StoreError;
+
+    fn try_from(doc: CeremonyDoc) -> Result<Self, StoreError> {
+        Ok(Ceremony {
+            digest: digest(doc.digest)?,
+            kind: CeremonyKind::parse(&doc.kind)
+                .ok_or_else(|| StoreError::Other(format!("unknown ceremony kind {}", doc.kind)))?,
+            user_id: doc.user_id.map(uuid),
+            data: doc.data,
             expires_at: time(doc.expires_at),
         })
     }

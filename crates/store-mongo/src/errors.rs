@@ -5,7 +5,7 @@
 use auth_core::{StoreError, UniqueField};
 use mongodb::error::{Error, ErrorKind, WriteFailure};
 
-use crate::documents::{CLIENTS, EMAIL_INDEX, USERNAME_INDEX};
+use crate::documents::{CLIENTS, EMAIL_INDEX, FACTOR_UNIQUE_INDEX, USERNAME_INDEX};
 
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
@@ -26,6 +26,8 @@ pub(crate) fn map_error(err: Error) -> StoreError {
             StoreError::Conflict(UniqueField::Username)
         } else if message.contains(EMAIL_INDEX) {
             StoreError::Conflict(UniqueField::Email)
+        } else if message.contains(FACTOR_UNIQUE_INDEX) {
+            StoreError::Conflict(UniqueField::Factor)
         } else if message.contains(CLIENTS) && message.contains("_id") {
             StoreError::Conflict(UniqueField::ClientId)
         } else {

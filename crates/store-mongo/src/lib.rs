@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 mod documents;
 mod errors;
+mod factors;
 mod mail;
 mod migrations;
 #[cfg(feature = "test-support")]
@@ -325,7 +326,14 @@ impl UserStore for MongoStore {
                 .map_err(map_error)?;
             self.delete_sessions(doc! { "user_id": bson_uuid(id) })
                 .await?;
-            for collection in [BROWSER_SESSIONS, CONSENTS, documents::EMAIL_LINKS] {
+            for collection in [
+                BROWSER_SESSIONS,
+                CONSENTS,
+                documents::EMAIL_LINKS,
+                documents::FACTORS,
+                documents::RECOVERY_CODES,
+                documents::CEREMONIES,
+            ] {
                 self.db
                     .collection::<Document>(collection)
                     .delete_many(doc! { "user_id": bson_uuid(id) })
@@ -926,6 +934,7 @@ impl FlowStore for MongoStore {
                     BROWSER_SESSIONS,
                     doc! { "$or": [ { "expires_at": past.clone() }, { "idle_expires_at": past.clone() } ] },
                 ),
+                (documents::CEREMONIES, doc! { "expires_at": past.clone() }),
             ] {
                 let done = self
                     .db

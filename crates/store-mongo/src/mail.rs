@@ -56,7 +56,7 @@ impl MongoStore {
 
     /// Revokes a user's active sessions but `keep` and deletes their browser
     /// sessions.
-    async fn end_user_sessions(
+    pub(crate) async fn end_user_sessions(
         &self,
         user_id: Uuid,
         keep: Option<Uuid>,

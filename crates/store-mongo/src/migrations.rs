@@ -21,6 +21,7 @@ use crate::documents::{
     CLIENTS, CONSENTS, EMAIL_INDEX, EMAIL_LINKS, LOGIN_THROTTLE, MAIL_OUTBOX, MIGRATIONS,
     REFRESH_TOKENS, SESSIONS, USERNAME_INDEX, USERS,
 };
+use crate::documents::{CEREMONIES, FACTORS, FACTOR_UNIQUE_INDEX, RECOVERY_CODES};
 use crate::errors::{is_duplicate_key, map_error};
 
 /// A step this build knows: what it creates is part of its entry, so a
@@ -215,6 +216,43 @@ pub(crate) const ALL: &[Migration] = &[
                         name: "mail_outbox_finished_at",
                     },
                 ],
+            },
+        ],
+    },
+    Migration {
+        version: 20261203000008,
+        description: "factors",
+        collections: &[
+            Collection {
+                name: FACTORS,
+                indexes: &[
+                    Index::Plain {
+                        field: "user_id",
+                        name: "factors_user_id",
+                    },
+                    Index::Plain {
+                        field: "credential_id",
+                        name: "factors_credential_id",
+                    },
+                    Index::Unique {
+                        field: "unique_key",
+                        name: FACTOR_UNIQUE_INDEX,
+                    },
+                ],
+            },
+            Collection {
+                name: RECOVERY_CODES,
+                indexes: &[Index::Plain {
+                    field: "user_id",
+                    name: "recovery_codes_user_id",
+                }],
+            },
+            Collection {
+                // Expired ceremonies are worthless: MongoDB may drop them.
+                name: CEREMONIES,
+                indexes: &[Index::Expiry {
+                    name: "ceremonies_expire",
+                }],
             },
         ],
     },

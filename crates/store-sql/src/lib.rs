@@ -178,6 +178,8 @@ fn unique_field(constraint: &str) -> Option<UniqueField> {
         Some(UniqueField::Email)
     } else if constraint.starts_with("clients") {
         Some(UniqueField::ClientId)
+    } else if constraint.starts_with("factors") {
+        Some(UniqueField::Factor)
     } else {
         None
     }
@@ -210,5 +212,13 @@ mod tests {
         assert_eq!(unique_field("refresh_tokens_pkey"), None);
         assert_eq!(unique_field("clients_pkey"), Some(UniqueField::ClientId));
         assert_eq!(unique_field("clients.id"), Some(UniqueField::ClientId));
+        assert_eq!(
+            unique_field("factors_one_app_per_user"),
+            Some(UniqueField::Factor)
+        );
+        assert_eq!(
+            unique_field("factors.credential_id"),
+            Some(UniqueField::Factor)
+        );
     }
 }

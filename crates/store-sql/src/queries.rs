@@ -5,10 +5,12 @@
 //! Whatever differs between the databases goes through [`Dialect`].
 
 use auth_core::store::{
-    to_stored_json, ClientStore, FlowStore, Lifecycle, MailStore, SessionStore, Store, StoreError,
-    ThrottleStore, ThrottleUpdate, UserStore,
+    to_stored_json, ClientStore, FactorStore, FlowStore, Lifecycle, MailStore, SessionStore, Store,
+    StoreError, ThrottleStore, ThrottleUpdate, UserStore,
 };
-use auth_core::{AccountChange, EmailLink, MailOutcome, OutgoingMail, QueuedMail};
+use auth_core::{
+    AccountChange, Ceremony, EmailLink, Factor, MailOutcome, OutgoingMail, QueuedMail,
+};
 use auth_core::{
     AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, NewRefreshToken, NewUser,
     PendingAuthorization, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User,
@@ -21,6 +23,9 @@ use crate::rows::{
     already_used_or_invalid, as_sql_int, pending_migrations, require_found, SessionUserRow,
     ThrottleRow, TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSIONS_WITH_USERS,
     SESSION_COLUMNS, THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
+};
+use crate::rows::{
+    BrowserSessionRow, CeremonyRow, FactorRow, SessionRow, CEREMONY_COLUMNS, FACTOR_COLUMNS,
 };
 use crate::rows::{
     BrowserSessionUserRow, ClientRow, CodeRow, RequestRow, BROWSER_SESSION_COLUMNS, CLIENT_COLUMNS,
@@ -617,7 +622,7 @@ impl FlowStore for SqlStore<Db> {
     async fn create_browser_session(&self, session: &BrowserSession) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO browser_sessions (digest, id, user_id, auth_time, created_at, \
-             idle_expires_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             idle_expires_at, expires_at, amr) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(session.digest.as_slice())
         .bind(session.id)
@@ -626,6 +631,7 @@ impl FlowStore for SqlStore<Db> {
         .bind(Db::time(session.created_at))
         .bind(Db::time(session.idle_expires_at))
         .bind(Db::time(session.expires_at))
+        .bind(session.amr.join(" "))
         .execute(&self.pool)
         .await
         .map_err(map_error)?;
@@ -733,6 +739,7 @@ impl FlowStore for SqlStore<Db> {
             "DELETE FROM authorization_requests WHERE expires_at <= $1",
             "DELETE FROM authorization_codes WHERE expires_at <= $1",
             "DELETE FROM browser_sessions WHERE expires_at <= $1 OR idle_expires_at <= $1",
+            "DELETE FROM ceremonies WHERE expires_at <= $1",
         ] {
             let done = sqlx::query(sql)
                 .bind(Db::time(now))
@@ -1012,6 +1019,262 @@ impl MailStore for SqlStore<Db> {
             .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
         Ok(mail.rows_affected() + links.rows_affected())
+    }
+}
+
+impl FactorStore for SqlStore<Db> {
+    async fn add_factor(&self, factor: &Factor) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO factors (id, user_id, kind, name, data, credential_id, last_step, \
+             created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(factor.id)
+        .bind(factor.user_id)
+        .bind(factor.kind.as_str())
+        .bind(&factor.name)
+        .bind(&factor.data)
+        .bind(&factor.credential_id)
+        .bind(factor.last_step)
+        .bind(Db::time(factor.created_at))
+        .bind(factor.last_used_at.map(Db::time))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn list_factors(&self, user_id: Uuid) -> Result<Vec<Factor>, StoreError> {
+        let sql = format!("SELECT {FACTOR_COLUMNS} FROM factors WHERE user_id = $1 ORDER BY id");
+        let rows: Vec<FactorRow> = sqlx::query_as(&sql)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<Factor>, StoreError> {
+        let sql = format!("SELECT {FACTOR_COLUMNS} FROM factors WHERE credential_id = $1");
+        let row: Option<FactorRow> = sqlx::query_as(&sql)
+            .bind(credential_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn advance_totp_step(
+        &self,
+        factor_id: Uuid,
+        step: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE factors SET last_step = $1, last_used_at = $2 WHERE id = $3 AND last_step < $1",
+        )
+        .bind(step)
+        .bind(Db::time(now))
+        .bind(factor_id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_passkey_use(
+        &self,
+        factor_id: Uuid,
+        data: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE factors SET data = $1, last_used_at = $2 WHERE id = $3")
+            .bind(data)
+            .bind(Db::time(now))
+            .bind(factor_id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn remove_factor(&self, user_id: Uuid, factor_id: Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let done = sqlx::query("DELETE FROM factors WHERE id = $1 AND user_id = $2")
+            .bind(factor_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        sqlx::query(
+            "DELETE FROM recovery_codes WHERE user_id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM factors WHERE user_id = $1)",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: Uuid,
+        digests: &[TokenDigest],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        for digest in digests {
+            sqlx::query(
+                "INSERT INTO recovery_codes (user_id, digest, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(user_id)
+            .bind(digest.as_slice())
+            .bind(Db::time(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: Uuid,
+        digest: &TokenDigest,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1 AND digest = $2")
+            .bind(user_id)
+            .bind(digest.as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn count_recovery_codes(&self, user_id: Uuid) -> Result<u64, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn reset_factors(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let removed = sqlx::query("DELETE FROM factors WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        Self::end_user_sessions_on(&mut tx, user_id, None, now).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(removed.rows_affected())
+    }
+
+    async fn put_ceremony(&self, ceremony: &Ceremony) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ceremonies (digest, kind, user_id, data, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(ceremony.digest.as_slice())
+        .bind(ceremony.kind.as_str())
+        .bind(ceremony.user_id)
+        .bind(&ceremony.data)
+        .bind(Db::time(ceremony.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn find_ceremony(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Ceremony>, StoreError> {
+        let sql = format!(
+            "SELECT {CEREMONY_COLUMNS} FROM ceremonies WHERE digest = $1 AND expires_at > $2"
+        );
+        let row: Option<CeremonyRow> = sqlx::query_as(&sql)
+            .bind(digest.as_slice())
+            .bind(Db::time(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn take_ceremony(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Ceremony>, StoreError> {
+        // DELETE ... RETURNING: the row goes to exactly one caller.
+        let sql = format!("DELETE FROM ceremonies WHERE digest = $1 RETURNING {CEREMONY_COLUMNS}");
+        let row: Option<CeremonyRow> = sqlx::query_as(&sql)
+            .bind(digest.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        let ceremony: Option<Ceremony> = row.map(TryInto::try_into).transpose()?;
+        Ok(ceremony.filter(|c| c.expires_at > now))
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Session>, Vec<BrowserSession>), StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.user_id = $1 \
+             AND s.revoked_at IS NULL AND s.expires_at > $2 ORDER BY s.created_at DESC, s.id DESC"
+        );
+        let sessions: Vec<SessionRow> = sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(Db::time(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        let sql = format!(
+            "SELECT {BROWSER_SESSION_COLUMNS} FROM browser_sessions b WHERE b.user_id = $1 \
+             AND b.expires_at > $2 AND b.idle_expires_at > $2 \
+             ORDER BY b.created_at DESC, b.id DESC"
+        );
+        let browsers: Vec<BrowserSessionRow> = sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(Db::time(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok((
+            sessions.into_iter().map(Into::into).collect(),
+            browsers
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+        ))
     }
 }
 

@@ -6,6 +6,7 @@ use auth_core::{
     AuthorizationCode, BrowserSession, Client, Consumed, PendingAuthorization, RefreshTokenRecord,
     Session, ThrottleState, TokenDigest, User,
 };
+use auth_core::{Ceremony, CeremonyKind, Factor, FactorKind};
 use auth_core::{EmailLink, LinkPurpose, OutgoingMail, QueuedMail};
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
@@ -313,10 +314,19 @@ impl TryFrom<CodeRow> for AuthorizationCode {
 pub const BROWSER_SESSION_COLUMNS: &str = "b.digest AS browser_digest, b.id AS browser_id, \
     b.user_id AS browser_user_id, b.auth_time AS browser_auth_time, \
     b.created_at AS browser_created_at, b.idle_expires_at AS browser_idle_expires_at, \
-    b.expires_at AS browser_expires_at";
+    b.expires_at AS browser_expires_at, b.amr AS browser_amr";
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct BrowserSessionUserRow {
+    #[sqlx(flatten)]
+    pub browser: BrowserSessionRow,
+    #[sqlx(flatten)]
+    pub user: UserRow,
+}
+
+/// A browser session alone, for `SELECT {BROWSER_SESSION_COLUMNS} FROM browser_sessions b`.
+#[derive(Debug, sqlx::FromRow)]
+pub struct BrowserSessionRow {
     pub browser_digest: Vec<u8>,
     pub browser_id: Uuid,
     pub browser_user_id: Uuid,
@@ -324,26 +334,99 @@ pub struct BrowserSessionUserRow {
     pub browser_created_at: DateTime<Utc>,
     pub browser_idle_expires_at: DateTime<Utc>,
     pub browser_expires_at: DateTime<Utc>,
-    #[sqlx(flatten)]
-    pub user: UserRow,
+    pub browser_amr: String,
+}
+
+impl TryFrom<BrowserSessionRow> for BrowserSession {
+    type Error = StoreError;
+
+    fn try_from(row: BrowserSessionRow) -> Result<Self, StoreError> {
+        Ok(BrowserSession {
+            id: row.browser_id,
+            digest: to_digest(row.browser_digest)?,
+            user_id: row.browser_user_id,
+            auth_time: row.browser_auth_time,
+            created_at: row.browser_created_at,
+            idle_expires_at: row.browser_idle_expires_at,
+            expires_at: row.browser_expires_at,
+            amr: row
+                .browser_amr
+                .split(' ')
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+}
+
+/// `factors` columns, in [`FactorRow`] order.
+pub const FACTOR_COLUMNS: &str =
+    "id, user_id, kind, name, data, credential_id, last_step, created_at, last_used_at";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct FactorRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub kind: String,
+    pub name: String,
+    pub data: String,
+    pub credential_id: Option<String>,
+    pub last_step: i64,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<FactorRow> for Factor {
+    type Error = StoreError;
+
+    fn try_from(row: FactorRow) -> Result<Self, StoreError> {
+        Ok(Factor {
+            id: row.id,
+            user_id: row.user_id,
+            kind: FactorKind::parse(&row.kind)
+                .ok_or_else(|| StoreError::Other(format!("unknown factor kind {}", row.kind)))?,
+            name: row.name,
+            data: row.data,
+            credential_id: row.credential_id,
+            last_step: row.last_step,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+        })
+    }
+}
+
+/// `ceremonies` columns, in [`CeremonyRow`] order.
+pub const CEREMONY_COLUMNS: &str = "digest, kind, user_id, data, expires_at";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct CeremonyRow {
+    pub digest: Vec<u8>,
+    pub kind: String,
+    pub user_id: Option<Uuid>,
+    pub data: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl TryFrom<CeremonyRow> for Ceremony {
+    type Error = StoreError;
+
+    fn try_from(row: CeremonyRow) -> Result<Self, StoreError> {
+        Ok(Ceremony {
+            digest: to_digest(row.digest)?,
+            kind: CeremonyKind::parse(&row.kind)
+                .ok_or_else(|| StoreError::Other(format!("unknown ceremony kind {}", row.kind)))?,
+            user_id: row.user_id,
+            data: row.data,
+            expires_at: row.expires_at,
+        })
+    }
 }
 
 impl TryFrom<BrowserSessionUserRow> for (BrowserSession, User) {
     type Error = StoreError;
 
     fn try_from(row: BrowserSessionUserRow) -> Result<Self, StoreError> {
-        Ok((
-            BrowserSession {
-                id: row.browser_id,
-                digest: to_digest(row.browser_digest)?,
-                user_id: row.browser_user_id,
-                auth_time: row.browser_auth_time,
-                created_at: row.browser_created_at,
-                idle_expires_at: row.browser_idle_expires_at,
-                expires_at: row.browser_expires_at,
-            },
-            row.user.into(),
-        ))
+        Ok((row.browser.try_into()?, row.user.into()))
     }
 }
 

@@ -196,8 +196,18 @@ impl From<AuthError> for ProblemResponse {
                 Self::too_many_requests(err.to_string(), wait)
             }
             AuthError::AlreadyVerified => Self::from_status(StatusCode::CONFLICT, err.to_string()),
-            AuthError::EmailNotVerified => {
+            AuthError::EmailNotVerified | AuthError::SecondFactorRequired => {
                 Self::from_status(StatusCode::FORBIDDEN, err.to_string())
+            }
+            AuthError::InvalidCode | AuthError::PasskeyRefused(_) => {
+                Self::from_status(StatusCode::UNAUTHORIZED, err.to_string())
+            }
+            AuthError::CeremonyExpired => Self::from_status(StatusCode::GONE, err.to_string()),
+            AuthError::FactorNotFound | AuthError::SessionNotFound => {
+                Self::from_status(StatusCode::NOT_FOUND, err.to_string())
+            }
+            AuthError::NoSecondFactor | AuthError::PasskeysUnavailable => {
+                Self::from_status(StatusCode::CONFLICT, err.to_string())
             }
             AuthError::Overloaded => Self::Unavailable(
                 Json(Problem::new(
@@ -318,7 +328,19 @@ impl From<AuthError> for OAuthError {
                 "invalid_grant",
                 "the email address is not verified yet: follow the link in the message sent to it",
             )),
-            AuthError::AlreadyVerified => {
+            AuthError::SecondFactorRequired => Self::BadRequest(oauth_body(
+                "invalid_grant",
+                "this account has a second factor, which the password grant cannot ask for: \
+                 sign in through the browser (authorization code flow with PKCE)",
+            )),
+            AuthError::AlreadyVerified
+            | AuthError::InvalidCode
+            | AuthError::CeremonyExpired
+            | AuthError::FactorNotFound
+            | AuthError::SessionNotFound
+            | AuthError::NoSecondFactor
+            | AuthError::PasskeysUnavailable
+            | AuthError::PasskeyRefused(_) => {
                 Self::BadRequest(oauth_body("invalid_request", err.to_string()))
             }
             AuthError::InvalidRefreshToken | AuthError::InvalidGrant(_) => {
