@@ -38,9 +38,12 @@ for profile, (db, migrate, server) in {
         assert env["TESSERA_STORAGE__BACKEND"] == profile, (name, env)
         assert env["TESSERA_STORAGE__AUTO_MIGRATE"] == "false"
         assert "TESSERA_TOKENS__SECRET" in env
+        # Production refuses to start without the key that seals TOTP secrets.
+        assert "TESSERA_FACTORS__ENCRYPTION_KEY" in env, (name, env)
         # Production refuses mail in the log: every server names a transport.
         assert env["TESSERA_MAIL__TRANSPORT"].startswith("${TESSERA_MAIL__TRANSPORT:-smtp}"), (name, env)
 config = kinds["ConfigMap"]["data"]
 assert config["TESSERA_MAIL__TRANSPORT"] == "smtp", "production mail goes through SMTP"
 assert config["TESSERA_MAIL__SMTP__SECURITY"] in ("starttls", "tls"), "the SMTP password is never sent in the clear"
 assert "TESSERA_MAIL__SMTP__PASSWORD" in kinds["Secret"]["stringData"], "the SMTP password is a secret"
+assert "TESSERA_FACTORS__ENCRYPTION_KEY" in kinds["Secret"]["stringData"], "the factor key is a secret"

@@ -95,9 +95,22 @@ pub struct Config {
     pub ui: UiConfig,
     pub mail: crate::mail::MailConfig,
     pub accounts: crate::mail::AccountsConfig,
+    pub factors: FactorsConfig,
     /// `[[clients]]`: OAuth clients defined by the operator (the CLI adds
     /// more to the store).
     pub clients: Vec<ClientRegistration>,
+}
+
+/// `[factors]`: second factors (authenticator apps, recovery codes,
+/// passkeys). Passkeys take their relying party from `server.public_url`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FactorsConfig {
+    /// Seals authenticator-app secrets at rest (>= 32 bytes). In `dev`, when
+    /// unset, one is generated into `data_dir`. Required in `production`;
+    /// changing it makes every enrolled app unusable (reset them with
+    /// `tessera user reset-factors`).
+    pub encryption_key: Option<Secret>,
 }
 
 /// `[oauth]`: grants and the authorization-code flow.
@@ -355,6 +368,7 @@ impl Default for Config {
             ui: UiConfig::default(),
             mail: crate::mail::MailConfig::default(),
             accounts: crate::mail::AccountsConfig::default(),
+            factors: FactorsConfig::default(),
             clients: Vec::new(),
         }
     }
@@ -610,6 +624,14 @@ impl Config {
                 ));
             }
         }
+        match &self.factors.encryption_key {
+            None => problems.push(
+                "factors.encryption_key (TESSERA_FACTORS__ENCRYPTION_KEY) is required in \
+                 production: it seals authenticator-app secrets"
+                    .into(),
+            ),
+            Some(key) => problems.extend(secret_problem("factors.encryption_key", key)),
+        }
         if self.storage.backend == Backend::Memory {
             problems.push(
                 "storage.backend = \"memory\" loses every account on restart; not allowed in production"
@@ -706,15 +728,22 @@ mod tests {
         assert!(example.unwrap_err().to_string().contains("example"));
 
         let good = Config::from_figment(figment(
-            "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n[mail]\ntransport = 'smtp'\n",
+            "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n[mail]\ntransport = 'smtp'\n[factors]\nencryption_key = 'Fk3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n",
         ));
         assert!(good.is_ok(), "{good:?}");
+
+        let no_factor_key = Config::from_figment(figment(
+            "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n[mail]\ntransport = 'smtp'\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(no_factor_key.contains("factors.encryption_key"), "{no_factor_key}");
     }
 
     #[test]
     fn production_refuses_mail_in_the_log_and_passwords_in_the_clear() {
         let base =
-            "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n";
+            "profile = 'production'\n[tokens]\nsecret = 'Zq3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n[factors]\nencryption_key = 'Fk3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n";
         let logged = Config::from_figment(figment(base)).unwrap_err().to_string();
         assert!(logged.contains("mail.transport"), "{logged}");
         let clear = Config::from_figment(figment(&format!(
@@ -810,7 +839,7 @@ mod tests {
         assert!(err.contains("tokens.keys_dir"), "{err}");
         for algorithm in ["EdDSA", "ES256", "RS256"] {
             let toml = format!(
-                "profile = 'production'\n[tokens]\nalgorithm = '{algorithm}'\nkeys_dir = '/etc/tessera/keys'\n[mail]\ntransport = 'smtp'\n"
+                "profile = 'production'\n[tokens]\nalgorithm = '{algorithm}'\nkeys_dir = '/etc/tessera/keys'\n[mail]\ntransport = 'smtp'\n[factors]\nencryption_key = 'Fk3v9mX1pL0sT7wK2yB8nR4cH6dF5gJ1'\n"
             );
             let config = Config::from_figment(figment(&toml));
             assert!(config.is_ok(), "{algorithm}: {config:?}");

@@ -14,6 +14,8 @@ use crate::config::{Config, Profile};
 
 /// File (inside `data_dir`) holding the generated dev secret.
 pub const DEV_SECRET_FILE: &str = "hs256.secret";
+/// File (inside `data_dir`) holding the generated dev key for second factors.
+pub const DEV_FACTOR_KEY_FILE: &str = "factors.key";
 /// Folder (inside `data_dir`) for generated dev keys.
 pub const DEV_KEYS_DIR: &str = "keys";
 
@@ -25,7 +27,7 @@ pub fn load_token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
     }
     let secret = match (&config.tokens.secret, config.profile) {
         (Some(secret), _) => secret.expose().to_owned(),
-        (None, Profile::Dev) => dev_secret(config.data_dir())?,
+        (None, Profile::Dev) => dev_secret(config.data_dir(), DEV_SECRET_FILE, "tokens.secret")?,
         (None, Profile::Production) => {
             bail!("tokens.secret is required in production")
         }
@@ -214,11 +216,26 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Reads the dev secret, generating it (256 random bits) on first use so
-/// tokens survive restarts. Created with mode 0600 and `create_new`, so two
-/// processes starting at once agree on one secret.
-fn dev_secret(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join(DEV_SECRET_FILE);
+/// The key that seals second-factor secrets: configured, or in `dev`
+/// generated once into `data_dir`.
+pub fn load_factor_key(config: &Config) -> anyhow::Result<auth_core::FactorKey> {
+    let secret = match (&config.factors.encryption_key, config.profile) {
+        (Some(key), _) => key.expose().to_owned(),
+        (None, Profile::Dev) => dev_secret(
+            config.data_dir(),
+            DEV_FACTOR_KEY_FILE,
+            "factors.encryption_key",
+        )?,
+        (None, Profile::Production) => bail!("factors.encryption_key is required in production"),
+    };
+    Ok(auth_core::FactorKey::from_secret(secret.as_bytes()))
+}
+
+/// Reads a dev secret, generating it (256 random bits) on first use so
+/// what it protects survives restarts. Created with mode 0600 and
+/// `create_new`, so two processes starting at once agree on one secret.
+fn dev_secret(data_dir: &Path, file: &str, setting: &str) -> anyhow::Result<String> {
+    let path = data_dir.join(file);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim().to_owned();
         if !existing.is_empty() {
@@ -234,7 +251,7 @@ fn dev_secret(data_dir: &Path) -> anyhow::Result<String> {
         Ok(()) => {
             tracing::warn!(
                 path = %path.display(),
-                "generated a development token secret; set tokens.secret in production"
+                "generated a development secret; set {setting} in production"
             );
             Ok(secret)
         }
@@ -251,8 +268,8 @@ mod tests {
     #[test]
     fn dev_secret_is_generated_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let first = dev_secret(dir.path()).unwrap();
-        let second = dev_secret(dir.path()).unwrap();
+        let first = dev_secret(dir.path(), DEV_SECRET_FILE, "tokens.secret").unwrap();
+        let second = dev_secret(dir.path(), DEV_SECRET_FILE, "tokens.secret").unwrap();
         assert_eq!(first, second);
         assert!(first.len() >= 43);
         #[cfg(unix)]

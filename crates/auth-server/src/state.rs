@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use auth_core::token::{TokenConfig, TokenIssuer};
 use auth_core::{
-    AuthService, IdTokenIssuer, Mailer, OAuthPolicy, PasswordHasher, SessionPolicy, Store,
+    AuthService, FactorSettings, IdTokenIssuer, Passkeys, Mailer, OAuthPolicy, PasswordHasher, SessionPolicy, Store,
 };
 
 use crate::api::AppState;
@@ -74,9 +74,15 @@ pub fn build_state<S: Store>(
         forgot_address_limit: config.mail.forgot_per_address,
         forgot_client_limit: config.mail.forgot_per_client,
     };
+    let factors = FactorSettings {
+        key: crate::keys::load_factor_key(config)?,
+        issuer_name: config.ui.product_name.clone(),
+        passkeys: passkeys_for(config),
+    };
     let service = AuthService::new(store, hasher, tokens, policy)
         .with_id_tokens(id_tokens)
-        .with_mail(mailer);
+        .with_mail(mailer)
+        .with_factors(factors);
     Ok(Arc::new(AppState {
         service,
         // Everything a client can be granted: the password grant's scopes
@@ -96,4 +102,21 @@ pub fn build_state<S: Store>(
         )),
         pages: crate::pages::Pages::new(config)?,
     }))
+}
+
+/// Passkeys for `server.public_url`, or none (with the reason in the log)
+/// when the URL cannot carry them: WebAuthn binds a credential to a domain
+/// name, so `http://127.0.0.1:8080` gets no passkeys while
+/// `http://localhost:8080` does.
+fn passkeys_for(config: &Config) -> Option<Passkeys> {
+    match Passkeys::new(&config.issuer(), &config.ui.product_name) {
+        Ok(passkeys) => Some(passkeys),
+        Err(why) => {
+            tracing::warn!(
+                "{why}. Set server.public_url to a domain name (http://localhost:PORT on a laptop) \
+                 to offer passkeys."
+            );
+            None
+        }
+    }
 }

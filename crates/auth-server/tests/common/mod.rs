@@ -28,8 +28,11 @@ pub fn test_config() -> Config {
     // In-process requests have no peer address: all would share one bucket.
     config.rate_limit.per_minute = 0;
     config.oidc.keys_dir = Some(id_token_keys().to_owned());
+    config.factors.encryption_key = Some(auth_core::Secret::new(FACTOR_KEY));
     config
 }
+
+pub const FACTOR_KEY: &str = "test-factor-key-test-factor-key-test!";
 
 /// One folder of ID-token keys per test process — an RS256, an ES256 and
 /// an EdDSA key (kids `rs256-test`, `es256-test`, `eddsa-test`) — so tests

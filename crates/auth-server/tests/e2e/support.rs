@@ -29,7 +29,12 @@ pub fn tessera(env: &[(&str, String)]) -> Command {
         .env("TESSERA_RATE_LIMIT__PER_MINUTE", "0")
         // Every replica of every test signs ID tokens with the same keys,
         // made once (an RSA key per server start would be slow).
-        .env("TESSERA_OIDC__KEYS_DIR", id_token_keys());
+        .env("TESSERA_OIDC__KEYS_DIR", id_token_keys())
+        // Replicas share the key that seals authenticator-app secrets.
+        .env(
+            "TESSERA_FACTORS__ENCRYPTION_KEY",
+            "e2e-factor-key-e2e-factor-key-e2e-factor",
+        );
     for (key, value) in env {
         command.env(key, value);
     }
