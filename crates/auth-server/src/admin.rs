@@ -37,6 +37,10 @@ pub enum AdminCommand {
     RevokeSessions {
         user: String,
     },
+    /// Removes every second factor and ends every session.
+    ResetFactors {
+        user: String,
+    },
     AddClient {
         id: String,
         options: ClientOptions,
@@ -228,6 +232,13 @@ pub async fn run<S: Store>(state: &AppState<S>, command: AdminCommand) -> anyhow
                 .await
                 .map_err(explain)?;
             println!("password of {user} replaced; its sessions are revoked");
+        }
+        AdminCommand::ResetFactors { user } => {
+            let (_, removed) = service.reset_factors(&user).await.map_err(explain)?;
+            println!(
+                "removed {removed} second factor(s) and the recovery codes of {user}; \
+                 every session of theirs has ended"
+            );
         }
         AdminCommand::RevokeSessions { user } => {
             let count = service.revoke_all_sessions(&user).await.map_err(explain)?;

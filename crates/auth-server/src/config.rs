@@ -737,7 +737,10 @@ mod tests {
         ))
         .unwrap_err()
         .to_string();
-        assert!(no_factor_key.contains("factors.encryption_key"), "{no_factor_key}");
+        assert!(
+            no_factor_key.contains("factors.encryption_key"),
+            "{no_factor_key}"
+        );
     }
 
     #[test]

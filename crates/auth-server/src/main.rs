@@ -67,6 +67,9 @@ enum UserCmd {
     Delete { user: String },
     /// Replace a password (read from standard input); every session ends.
     SetPassword { user: String },
+    /// Remove every second factor (authenticator app, passkeys, recovery
+    /// codes) of an account and end every session: for a lost phone or key.
+    ResetFactors { user: String },
 }
 
 #[derive(Subcommand)]
@@ -190,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
                 UserCmd::Enable { user } => AdminCommand::Enable { user },
                 UserCmd::Delete { user } => AdminCommand::Delete { user },
                 UserCmd::SetPassword { user } => AdminCommand::SetPassword { user },
+                UserCmd::ResetFactors { user } => AdminCommand::ResetFactors { user },
             };
             backend::run(config, Command::Admin(admin)).await
         }

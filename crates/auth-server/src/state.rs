@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use auth_core::token::{TokenConfig, TokenIssuer};
 use auth_core::{
-    AuthService, FactorSettings, IdTokenIssuer, Passkeys, Mailer, OAuthPolicy, PasswordHasher, SessionPolicy, Store,
+    AuthService, FactorSettings, IdTokenIssuer, Mailer, OAuthPolicy, Passkeys, PasswordHasher,
+    SessionPolicy, Store,
 };
 
 use crate::api::AppState;

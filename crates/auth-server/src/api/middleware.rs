@@ -10,10 +10,11 @@ use super::routes::{self, Csp};
 
 /// Strict for the JSON API; Swagger UI's page needs its inline script and styles.
 const CSP_API: &str = "default-src 'none'; frame-ancestors 'none'";
-/// The hosted pages load our stylesheet and at most a logo; no script. No
-/// `form-action`: browsers apply it to the redirect back to the client.
+/// The hosted pages load our stylesheet, at most a logo, and one script of
+/// ours (passkeys; no inline script). No `form-action`: browsers apply it
+/// to the redirect back to the client.
 const CSP_PAGE: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; \
-    base-uri 'none'; frame-ancestors 'none'";
+    script-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 const CSP_DOCS: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; \
     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
     frame-ancestors 'none'";

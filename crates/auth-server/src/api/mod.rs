@@ -76,6 +76,7 @@ fn openapi<S: Store>(state: &Arc<AppState<S>>) -> OpenApiService<Apis<S>, ()> {
 
 /// The whole application as one endpoint, ready to serve or to test in-process.
 pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
+    use crate::pages::passkeys::PasskeyRoute;
     // The recorder must exist before the first request is counted.
     crate::metrics::handle();
     let api = openapi(&state);
@@ -87,6 +88,13 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
     };
     let mail_page = |page| {
         let endpoint = || crate::pages::mail_links::MailPageEndpoint::new(Arc::clone(&state), page);
+        poem::get(endpoint()).post(endpoint())
+    };
+    let second_factor =
+        || crate::pages::second_factor::SecondFactorEndpoint::new(Arc::clone(&state));
+    let passkey = |route| crate::pages::passkeys::PasskeyEndpoint::new(Arc::clone(&state), route);
+    let account = || {
+        let endpoint = || crate::pages::account::AccountEndpoint::new(Arc::clone(&state));
         poem::get(endpoint()).post(endpoint())
     };
     let stylesheet = {
@@ -103,6 +111,26 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
         .at("/forgot-password", mail_page(MailPage::ForgotPassword))
         .at("/password/reset", mail_page(MailPage::ResetPassword))
         .at("/email/confirm", mail_page(MailPage::ConfirmEmail))
+        .at(
+            crate::pages::second_factor::PATH,
+            poem::get(second_factor()).post(second_factor()),
+        )
+        .at(
+            "/sign-in/passkey",
+            poem::post(passkey(PasskeyRoute::SignIn)),
+        )
+        .at(
+            "/passkeys/options",
+            poem::post(passkey(PasskeyRoute::Options)),
+        )
+        .at(crate::pages::account::PATH, account())
+        .at("/account/*rest", account())
+        .at(
+            crate::pages::passkeys::SCRIPT_PATH,
+            poem::get(poem::endpoint::make_sync(|_| {
+                crate::pages::passkey_script()
+            })),
+        )
         .at(crate::pages::STYLESHEET_PATH, stylesheet)
         .catch_all_error(|err| async move { problem::framework_error(err) })
         .around({

@@ -133,6 +133,19 @@ pub const ROUTES: &[RouteSpec] = &[
     page("/forgot-password"),
     page("/password/reset"),
     page("/email/confirm"),
+    page("/sign-in/factor"),
+    RouteSpec {
+        methods: POST,
+        ..page("/sign-in/passkey")
+    },
+    RouteSpec {
+        methods: POST,
+        ..page("/passkeys/options")
+    },
+    RouteSpec {
+        prefix: true,
+        ..page("/account")
+    },
     RouteSpec {
         documented: true,
         ..page("/logout")
@@ -142,6 +155,11 @@ pub const ROUTES: &[RouteSpec] = &[
         csp: Csp::Page,
         documented: false,
         ..api(crate::pages::STYLESHEET_PATH, GET)
+    },
+    RouteSpec {
+        csp: Csp::Page,
+        documented: false,
+        ..api(crate::pages::passkeys::SCRIPT_PATH, GET)
     },
     oauth("/revoke", POST),
     oauth("/introspect", POST),

@@ -8,6 +8,9 @@
 //!   nothing changed). Another site can make the browser send the cookie but
 //!   cannot read it, so it cannot produce the field.
 //!
+//! * `tessera_mfa` names a sign-in whose password was right and whose
+//!   second factor is still due (five minutes at most).
+//!
 //! When `server.public_url` is https both are `__Host-` prefixed and
 //! `Secure` (the prefix also stops a sibling subdomain from planting a
 //! cookie); always `HttpOnly`, `SameSite=Lax`, `Path=/`.
@@ -23,6 +26,7 @@ use subtle::ConstantTimeEq;
 
 const SESSION: &str = "tessera_session";
 const CSRF: &str = "tessera_csrf";
+const SECOND_FACTOR: &str = "tessera_mfa";
 const CSRF_CONTEXT: &[u8] = b"tessera-csrf:";
 
 /// Cookie names and attributes for this deployment.
@@ -76,6 +80,26 @@ impl CookiePolicy {
     /// `Set-Cookie` that removes the sign-in session cookie (sign-out).
     pub fn clear_session(&self) -> String {
         self.set_cookie(SESSION, "", Some(0))
+    }
+
+    /// The pending second step's cookie (set after a correct password when
+    /// a second factor is due), if any.
+    pub fn second_factor<'a>(&self, req: &'a Request) -> Option<&'a str> {
+        cookie(req, &self.name(SECOND_FACTOR))
+    }
+
+    /// `Set-Cookie` for a pending second step (lives as long as the step).
+    pub fn set_second_factor(&self, value: &str) -> String {
+        self.set_cookie(
+            SECOND_FACTOR,
+            value,
+            Some(auth_core::factors::CEREMONY_TTL.as_secs()),
+        )
+    }
+
+    /// `Set-Cookie` that removes the second step's cookie.
+    pub fn clear_second_factor(&self) -> String {
+        self.set_cookie(SECOND_FACTOR, "", Some(0))
     }
 
     /// The CSRF cookie's value, if any.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use auth_core::{
     AuthError, AuthService, AuthorizationParams, BrowserSession, Client, ClientRedirect,
-    PendingAuthorization, Progress, Registration, Step, Store, User,
+    PasswordStep, PendingAuthorization, Progress, Registration, Step, Store, User,
 };
 use minijinja::context;
 use poem::http::{header, Method, StatusCode};
@@ -178,6 +178,85 @@ pub(crate) fn with_cookie(mut resp: Response, set_cookie: Option<String>) -> Res
     resp
 }
 
+/// Where a sign-in leads: back into an application's authorization
+/// request, or to the account page.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    Flow(&'a PendingAuthorization, &'a Client),
+    Account,
+}
+
+impl Target<'_> {
+    pub(crate) fn request_id(&self) -> Option<Uuid> {
+        match self {
+            Target::Flow(pending, _) => Some(pending.id),
+            Target::Account => None,
+        }
+    }
+}
+
+/// A browser just signed in (password, second factor, passkey or sign-up):
+/// the session it had before, if any, ends (no session fixation, no
+/// orphan), the new cookie is set, and the person goes on to the
+/// application or the account page.
+pub(crate) async fn finish_sign_in<S: Store>(
+    state: &AppState<S>,
+    req: &Request,
+    target: Target<'_>,
+    signed_in: auth_core::BrowserSignIn,
+) -> Response {
+    if let Some(previous) = state.pages.cookies.session(req) {
+        if let Err(e) = state.service.end_browser_session(previous).await {
+            return state.pages.auth_error(&e);
+        }
+    }
+    tracing::info!(
+        user_id = %signed_in.user.id,
+        client_id = match target {
+            Target::Flow(_, client) => client.id.as_str(),
+            Target::Account => "account",
+        },
+        amr = %signed_in.session.amr.join(" "),
+        "browser signed in"
+    );
+    let set_session = state.pages.cookies.set_session(signed_in.cookie.expose());
+    let browser = (signed_in.session, signed_in.user);
+    let next = match target {
+        Target::Flow(pending, client) => {
+            let progress = Progress {
+                signed_in: true,
+                consented: false,
+            };
+            continue_after(state, pending, client, &browser, progress).await
+        }
+        Target::Account => see_other(super::account::PATH),
+    };
+    with_cookie(next, Some(set_session))
+}
+
+/// After a form: 303 to the next page or back to the client.
+async fn continue_after<S: Store>(
+    state: &AppState<S>,
+    pending: &PendingAuthorization,
+    client: &Client,
+    browser: &(BrowserSession, User),
+    progress: Progress,
+) -> Response {
+    match proceed(
+        state,
+        &pending.params,
+        client,
+        Some(browser),
+        progress,
+        Some(pending),
+    )
+    .await
+    {
+        Ok(Next::Client(url) | Next::Page(url)) => see_other(&url),
+        Err(e) => state.pages.auth_error(&e),
+    }
+}
+
 impl<S: Store> Flow<'_, S> {
     fn pages(&self) -> &Pages {
         &self.state.pages
@@ -207,6 +286,13 @@ impl<S: Store> Flow<'_, S> {
     async fn show(&self, page: Page, req: &Request) -> Response {
         let query =
             parse_form(req.uri().query().unwrap_or_default().as_bytes()).unwrap_or_default();
+        if page == Page::SignIn && field(&query, "request").is_none() {
+            // No application's request: signing in to the account page.
+            let (csrf_secret, set_csrf) = self.pages().cookies.csrf_for_page(req);
+            let csrf_token = super::cookies::csrf_token(&csrf_secret);
+            let resp = self.sign_in_page(StatusCode::OK, Target::Account, &csrf_token, "", None);
+            return with_cookie(resp, set_csrf);
+        }
         let (pending, client) = match self.pending(field(&query, "request"), true).await {
             Ok(Some(found)) => found,
             Ok(None) => return self.pages().request_expired(),
@@ -217,8 +303,7 @@ impl<S: Store> Flow<'_, S> {
         let resp = match page {
             Page::SignIn => self.sign_in_page(
                 StatusCode::OK,
-                &pending,
-                &client,
+                Target::Flow(&pending, &client),
                 &csrf_token,
                 pending.params.login_hint.as_deref().unwrap_or_default(),
                 None,
@@ -243,12 +328,7 @@ impl<S: Store> Flow<'_, S> {
 
     async fn submit(&self, page: Page, req: &Request, form: Option<FormParams>) -> Response {
         let Some(form) = form else {
-            return self.pages().error(
-                StatusCode::BAD_REQUEST,
-                "The form could not be read",
-                "The page sent something this server does not understand.",
-                "Go back, reload the page and try again.",
-            );
+            return super::unreadable_form(self.pages());
         };
         if !self
             .pages()
@@ -257,15 +337,18 @@ impl<S: Store> Flow<'_, S> {
         {
             return self.pages().forbidden_form();
         }
+        let csrf_token = field(&form, "csrf_token").unwrap_or_default();
+        if page == Page::SignIn && field(&form, "request").is_none() {
+            return self.sign_in(req, Target::Account, csrf_token, &form).await;
+        }
         let (pending, client) = match self.pending(field(&form, "request"), false).await {
             Ok(Some(found)) => found,
             Ok(None) => return self.pages().request_expired(),
             Err(e) => return self.pages().auth_error(&e),
         };
-        let csrf_token = field(&form, "csrf_token").unwrap_or_default();
         match page {
             Page::SignIn => {
-                self.sign_in(req, &pending, &client, csrf_token, &form)
+                self.sign_in(req, Target::Flow(&pending, &client), csrf_token, &form)
                     .await
             }
             Page::SignUp => {
@@ -279,48 +362,47 @@ impl<S: Store> Flow<'_, S> {
     async fn sign_in(
         &self,
         req: &Request,
-        pending: &PendingAuthorization,
-        client: &Client,
+        target: Target<'_>,
         csrf_token: &str,
         form: &FormParams,
     ) -> Response {
         let username = field(form, "username").unwrap_or_default();
         let password = field(form, "password").unwrap_or_default();
+        let refused = |status, message| {
+            self.sign_in_page(status, target, csrf_token, username, Some(message))
+        };
         if username.is_empty() || password.is_empty() {
-            return self.sign_in_page(
+            return refused(
                 StatusCode::BAD_REQUEST,
-                pending,
-                client,
-                csrf_token,
-                username,
-                Some("Enter your username or email and your password."),
+                "Enter your username or email and your password.",
             );
         }
-        match self.service().browser_sign_in(username, password).await {
-            Ok(signed_in) => {
+        let step = self
+            .service()
+            .browser_password_step(username, password, target.request_id())
+            .await;
+        match step {
+            Ok(PasswordStep::SignedIn(signed_in)) => {
                 metrics::record_login("success");
-                self.started(req, pending, client, signed_in).await
+                finish_sign_in(self.state, req, target, signed_in).await
+            }
+            Ok(PasswordStep::SecondFactor(due)) => {
+                metrics::record_login("second_factor");
+                let cookie = self.pages().cookies.set_second_factor(due.token.expose());
+                with_cookie(see_other(super::second_factor::PATH), Some(cookie))
             }
             Err(e @ (AuthError::InvalidCredentials | AuthError::AccountDisabled)) => {
                 metrics::record_login(metrics::outcome_of(&e));
-                self.sign_in_page(
+                refused(
                     StatusCode::UNAUTHORIZED,
-                    pending,
-                    client,
-                    csrf_token,
-                    username,
-                    Some("Incorrect username, email or password."),
+                    "Incorrect username, email or password.",
                 )
             }
             Err(e @ AuthError::EmailNotVerified) => {
                 metrics::record_login(metrics::outcome_of(&e));
-                self.sign_in_page(
+                refused(
                     StatusCode::FORBIDDEN,
-                    pending,
-                    client,
-                    csrf_token,
-                    username,
-                    Some("Confirm your email address first: open the link in the message we sent to it."),
+                    "Confirm your email address first: open the link in the message we sent to it.",
                 )
             }
             Err(e) => {
@@ -354,7 +436,7 @@ impl<S: Store> Flow<'_, S> {
         {
             Ok(signed_in) => {
                 metrics::record_registration("success");
-                self.started(req, pending, client, signed_in).await
+                finish_sign_in(self.state, req, Target::Flow(pending, client), signed_in).await
             }
             Err(AuthError::Validation(errors)) => {
                 metrics::record_registration("invalid");
@@ -418,8 +500,7 @@ impl<S: Store> Flow<'_, S> {
                     signed_in: browser.0.auth_time >= pending.created_at,
                     consented: true,
                 };
-                self.continue_after(pending, client, &browser, progress)
-                    .await
+                continue_after(self.state, pending, client, &browser, progress).await
             }
             Some("deny") => {
                 if let Err(e) = self.service().finish_pending(pending.id).await {
@@ -438,81 +519,34 @@ impl<S: Store> Flow<'_, S> {
         }
     }
 
-    /// A browser just signed in (or signed up): the session it had before,
-    /// if any, ends (no session fixation, no orphan), the new cookie is set,
-    /// and the flow goes on.
-    async fn started(
-        &self,
-        req: &Request,
-        pending: &PendingAuthorization,
-        client: &Client,
-        signed_in: auth_core::BrowserSignIn,
-    ) -> Response {
-        if let Some(previous) = self.pages().cookies.session(req) {
-            if let Err(e) = self.service().end_browser_session(previous).await {
-                return self.pages().auth_error(&e);
-            }
-        }
-        tracing::info!(
-            user_id = %signed_in.user.id,
-            client_id = %client.id,
-            "browser signed in"
-        );
-        let set_session = self.pages().cookies.set_session(signed_in.cookie.expose());
-        let browser = (signed_in.session, signed_in.user);
-        let progress = Progress {
-            signed_in: true,
-            consented: false,
-        };
-        let next = self
-            .continue_after(pending, client, &browser, progress)
-            .await;
-        with_cookie(next, Some(set_session))
-    }
-
-    /// After a form: 303 to the next page or back to the client.
-    async fn continue_after(
-        &self,
-        pending: &PendingAuthorization,
-        client: &Client,
-        browser: &(BrowserSession, User),
-        progress: Progress,
-    ) -> Response {
-        match proceed(
-            self.state,
-            &pending.params,
-            client,
-            Some(browser),
-            progress,
-            Some(pending),
-        )
-        .await
-        {
-            Ok(Next::Client(url) | Next::Page(url)) => see_other(&url),
-            Err(e) => self.pages().auth_error(&e),
-        }
-    }
-
     fn sign_in_page(
         &self,
         status: StatusCode,
-        pending: &PendingAuthorization,
-        client: &Client,
+        target: Target<'_>,
         csrf_token: &str,
         username: &str,
         error: Option<&str>,
     ) -> Response {
+        let (client_name, request_id) = match target {
+            Target::Flow(pending, client) => (Some(&client.name), pending.id.to_string()),
+            Target::Account => (None, String::new()),
+        };
+        let with_request = |path: &str| match target {
+            Target::Flow(pending, _) => format!("{path}?request={}", pending.id),
+            Target::Account => path.to_owned(),
+        };
         self.pages().page(
             status,
             "sign_in.html",
             context! {
-                client_name => &client.name,
+                client_name,
                 csrf_token,
-                request_id => pending.id.to_string(),
+                request_id,
                 username,
                 error,
-                sign_up_url => format!("/sign-up?request={}", pending.id),
-                forgot_password_url => format!("/forgot-password?request={}", pending.id),
+                sign_up_url => matches!(target, Target::Flow(..)).then(|| with_request("/sign-up")),
+                forgot_password_url => with_request("/forgot-password"),
+                passkeys => self.service().passkeys_enabled(),
             },
         )
     }

@@ -51,12 +51,7 @@ impl<S: Store> Endpoint for MailPageEndpoint<S> {
             return Ok(pages.show(self.page, &req, &query).await);
         }
         let Some(form) = read_form(&mut req).await else {
-            return Ok(self.state.pages.error(
-                StatusCode::BAD_REQUEST,
-                "The form could not be read",
-                "The page sent something this server does not understand.",
-                "Go back, reload the page and try again.",
-            ));
+            return Ok(super::unreadable_form(&self.state.pages));
         };
         if !self
             .state

@@ -7,10 +7,13 @@
 //! (see [`cookies`]). What happens next in a flow is decided in `auth-core`
 //! (`AuthService::next_step`); this module renders it.
 
+pub mod account;
 pub mod cookies;
 pub mod flow;
 pub mod logout;
 pub mod mail_links;
+pub mod passkeys;
+pub mod second_factor;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,6 +49,16 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "confirm_email.html",
         include_str!("templates/confirm_email.html"),
+    ),
+    (
+        "second_factor.html",
+        include_str!("templates/second_factor.html"),
+    ),
+    ("account.html", include_str!("templates/account.html")),
+    ("totp_setup.html", include_str!("templates/totp_setup.html")),
+    (
+        "recovery_codes.html",
+        include_str!("templates/recovery_codes.html"),
     ),
 ];
 
@@ -262,6 +275,24 @@ impl Pages {
             "Go back to the application and start signing in again.",
         )
     }
+}
+
+/// 400 for a form body that is not a readable urlencoded form.
+pub fn unreadable_form(pages: &Pages) -> Response {
+    pages.error(
+        StatusCode::BAD_REQUEST,
+        "The form could not be read",
+        "The page sent something this server does not understand.",
+        "Go back, reload the page and try again.",
+    )
+}
+
+/// The passkey script's response (changes only with the binary).
+pub fn passkey_script() -> Response {
+    Response::builder()
+        .content_type("text/javascript; charset=utf-8")
+        .header(header::CACHE_CONTROL, "public, max-age=3600")
+        .body(passkeys::SCRIPT)
 }
 
 /// A rendered page and what its response needs.
