@@ -18,6 +18,8 @@ const REQUIREMENTS: &[&str] = &[
     "requests==2.34.2",
     "pytest==9.2.0",
     "aiosmtpd==1.4.6",
+    // An independent TOTP implementation, to compute codes from the URI.
+    "pyotp==2.9.0",
 ];
 
 /// Where the tests live (pytest files beside the Rust tests).

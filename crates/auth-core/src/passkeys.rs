@@ -386,3 +386,23 @@ impl<S: Store> AuthService<S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passkeys_need_a_domain_name() {
+        assert!(Passkeys::new("http://localhost:8080", "Tessera").is_ok());
+        assert!(Passkeys::new("https://id.example.org", "Tessera").is_ok());
+        let ip = Passkeys::new("http://127.0.0.1:8080", "Tessera");
+        assert!(matches!(ip, Err(PasskeyConfigError::IpAddress(_))), "{ip:?}");
+        let message = ip.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("domain name"), "{message}");
+        assert!(matches!(
+            Passkeys::new("http://[::1]:8080", "Tessera"),
+            Err(PasskeyConfigError::IpAddress(_))
+        ));
+        assert!(Passkeys::new("not a url", "Tessera").is_err());
+    }
+}

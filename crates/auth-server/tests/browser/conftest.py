@@ -62,9 +62,17 @@ class Tessera:
     """A running `tessera serve` on SQLite with two configured clients;
     `settings` adds environment settings (e.g. the ID-token algorithm)."""
 
-    def __init__(self, workdir: Path, settings: dict | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        settings: dict | None = None,
+        host: str = "127.0.0.1",
+        public_url: str | None = None,
+    ):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # Passkeys need a domain name: `localhost` serves them, an IP does not.
+        self.url = f"http://{host}:{self.port}"
+        self.public_url = public_url or self.url
         self.callbacks = CallbackServer()
         self.callback_port = self.callbacks.port
         self.callback = f"http://127.0.0.1:{self.callback_port}/callback"
@@ -93,7 +101,8 @@ first_party = true
             {
                 "TESSERA_CONFIG": str(config),
                 "TESSERA_SERVER__ADDR": f"127.0.0.1:{self.port}",
-                "TESSERA_SERVER__PUBLIC_URL": self.url,
+                "TESSERA_SERVER__PUBLIC_URL": self.public_url,
+                "TESSERA_FACTORS__ENCRYPTION_KEY": "browser-test-factor-key-" + "k" * 16,
                 "TESSERA_STORAGE__URL": f"sqlite://{workdir / 'tessera.db'}",
                 "TESSERA_DATA_DIR": str(workdir),
                 "TESSERA_PASSWORDS__MEMORY_KIB": "1024",
