@@ -396,7 +396,10 @@ mod tests {
         assert!(Passkeys::new("http://localhost:8080", "Tessera").is_ok());
         assert!(Passkeys::new("https://id.example.org", "Tessera").is_ok());
         let ip = Passkeys::new("http://127.0.0.1:8080", "Tessera");
-        assert!(matches!(ip, Err(PasskeyConfigError::IpAddress(_))), "{ip:?}");
+        assert!(
+            matches!(ip, Err(PasskeyConfigError::IpAddress(_))),
+            "{ip:?}"
+        );
         let message = ip.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains("domain name"), "{message}");
         assert!(matches!(

@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/totp.rs"]
+mod totp;
 
 use std::collections::BTreeMap;
 
@@ -30,41 +32,6 @@ fn app() -> TestApp {
     }];
     config.throttle.max_failures = 5;
     TestApp::with_config(config)
-}
-
-/// RFC 6238 with HMAC-SHA1, written here so the server's code is checked
-/// against an independent implementation.
-fn totp(secret_base32: &str, unix_time: i64) -> String {
-    let secret = base32_decode(secret_base32);
-    let counter = (unix_time / 30) as u64;
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &secret);
-    let mac = ring::hmac::sign(&key, &counter.to_be_bytes());
-    let mac = mac.as_ref();
-    let offset = usize::from(mac[19] & 0x0f);
-    let binary = u32::from_be_bytes([
-        mac[offset],
-        mac[offset + 1],
-        mac[offset + 2],
-        mac[offset + 3],
-    ]) & 0x7fff_ffff;
-    format!("{:06}", binary % 1_000_000)
-}
-
-fn base32_decode(text: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut bits = 0u64;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text.trim_end_matches('=').bytes() {
-        let value = alphabet.iter().position(|a| *a == c).expect("base32") as u64;
-        bits = (bits << 5) | value;
-        count += 5;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-        }
-    }
-    out
 }
 
 fn now() -> i64 {
@@ -147,7 +114,7 @@ async fn enrol(browser: &mut Browser<'_>) -> (String, Vec<String>) {
     // The wrong code's page holds a new secret; the first is gone.
     let (secret, _) = setup_secret(&wrong.text);
     let enrolment = hidden(&wrong.text, "enrolment");
-    let code = totp(&secret, now());
+    let code = totp::code(&secret, now());
     let done = post_form(
         browser,
         &wrong,
@@ -244,7 +211,7 @@ async fn an_app_enrolled_on_the_account_page_guards_every_sign_in() {
         .unwrap_or_default()
         .contains("tessera_mfa="));
     // The code that confirmed the app was used: the next step's code works.
-    let used = totp(&secret, now());
+    let used = totp::code(&secret, now());
     let refused = second_step(&mut other, &used).await;
     assert_eq!(
         refused.status,
@@ -252,7 +219,7 @@ async fn an_app_enrolled_on_the_account_page_guards_every_sign_in() {
         "a code counts once: {}",
         refused.text
     );
-    let next = totp(&secret, now() + 30);
+    let next = totp::code(&secret, now() + 30);
     let back = second_step(&mut other, &next).await;
     assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.text);
     let redirect = location(&back);
@@ -329,7 +296,7 @@ async fn wrong_codes_count_toward_the_account_throttle() {
         "{statuses:?}"
     );
     // Locked: even the right code waits.
-    let right = second_step(&mut attacker, &totp(&secret, now() + 30)).await;
+    let right = second_step(&mut attacker, &totp::code(&secret, now() + 30)).await;
     assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
 }
 

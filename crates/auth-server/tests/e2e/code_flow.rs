@@ -93,14 +93,45 @@ impl Browser {
         carried: &str,
         fields: &[(&str, &str)],
     ) -> Page {
+        self.submit_carrying(page_server, post_server, path, &[carried], fields)
+            .await
+    }
+
+    /// Submits the form of `path` with its CSRF token, the hidden fields
+    /// `carried` and `fields`.
+    pub async fn submit_carrying(
+        &mut self,
+        page_server: &Server,
+        post_server: &Server,
+        path: &str,
+        carried: &[&str],
+        fields: &[(&str, &str)],
+    ) -> Page {
         let page = self.get(page_server, path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
-        let csrf = hidden(&page.text, "csrf_token");
-        let kept = hidden(&page.text, carried);
-        let mut form: Vec<(&str, &str)> = vec![("csrf_token", &csrf), (carried, &kept)];
-        form.extend_from_slice(fields);
         let action = path.split('?').next().unwrap();
-        let req = self.http.post(post_server.url(action)).form(&form);
+        self.post_page_form(&page, post_server, action, carried, fields)
+            .await
+    }
+
+    /// Posts the form of a page already shown to `action` on `server`.
+    pub async fn post_page_form(
+        &mut self,
+        page: &Page,
+        server: &Server,
+        action: &str,
+        carried: &[&str],
+        fields: &[(&str, &str)],
+    ) -> Page {
+        let csrf = hidden(&page.text, "csrf_token");
+        let kept: Vec<(&str, String)> = carried
+            .iter()
+            .map(|name| (*name, hidden(&page.text, name)))
+            .collect();
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", &csrf)];
+        form.extend(kept.iter().map(|(name, value)| (*name, value.as_str())));
+        form.extend_from_slice(fields);
+        let req = self.http.post(server.url(action)).form(&form);
         self.send(req).await
     }
 }

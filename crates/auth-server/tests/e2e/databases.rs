@@ -73,6 +73,14 @@ macro_rules! database_backend_cases {
             crate::mail::mail_across_replicas(&env(db.url())).await;
         }
 
+        /// A second factor set up on one replica guards sign-in on all;
+        /// the password grant refuses the account; reset-factors.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn second_factor_across_replicas() {
+            let db = <$db>::create().await;
+            crate::factors::second_factor_across_replicas(&env(db.url())).await;
+        }
+
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn without_auto_migrate_serve_refuses_an_old_schema_until_migrated() {
             let db = <$db>::create().await;

@@ -7,6 +7,7 @@ mod cli;
 mod code_flow;
 mod connections;
 mod databases;
+mod factors;
 mod keys;
 mod limits;
 mod mail;
@@ -18,3 +19,5 @@ mod shutdown;
 #[path = "../common/smtp.rs"]
 mod smtp;
 mod support;
+#[path = "../common/totp.rs"]
+mod totp;
