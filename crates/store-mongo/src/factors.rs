@@ -34,6 +34,19 @@ impl MongoStore {
         self.db.collection(CEREMONIES)
     }
 
+    /// [`StoreError::NotFound`] unless the user exists.
+    async fn require_user(&self, user_id: Uuid) -> Result<(), StoreError> {
+        let found = self
+            .users()
+            .count_documents(doc! { "_id": bson_uuid(user_id) })
+            .await
+            .map_err(map_error)?;
+        if found == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     /// Deletes the user's recovery codes when they have no factor left.
     async fn drop_orphan_codes(&self, user_id: Uuid) -> Result<(), StoreError> {
         let left = self
@@ -54,14 +67,7 @@ impl MongoStore {
 impl FactorStore for MongoStore {
     async fn add_factor(&self, factor: &Factor) -> Result<(), StoreError> {
         self.bounded(async {
-            let user = self
-                .users()
-                .find_one(doc! { "_id": bson_uuid(factor.user_id) })
-                .await
-                .map_err(map_error)?;
-            if user.is_none() {
-                return Err(StoreError::NotFound);
-            }
+            self.require_user(factor.user_id).await?;
             self.factors()
                 .insert_one(FactorDoc::from(factor))
                 .await
@@ -159,6 +165,7 @@ impl FactorStore for MongoStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.bounded(async {
+            self.require_user(user_id).await?;
             // Old codes go first: a crash in between leaves none rather than
             // old ones the person believes replaced.
             self.recovery_codes()
@@ -210,14 +217,7 @@ impl FactorStore for MongoStore {
 
     async fn reset_factors(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.bounded(async {
-            let user = self
-                .users()
-                .find_one(doc! { "_id": bson_uuid(user_id) })
-                .await
-                .map_err(map_error)?;
-            if user.is_none() {
-                return Err(StoreError::NotFound);
-            }
+            self.require_user(user_id).await?;
             // Sessions end first: whatever happens next, nobody stays in.
             self.end_user_sessions(user_id, None, now).await?;
             let done = self
