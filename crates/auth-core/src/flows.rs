@@ -458,18 +458,6 @@ impl<S: Store> AuthService<S> {
         Ok(())
     }
 
-    /// Signs a browser in with a password (the same checks, throttling and
-    /// timing as the password grant) and starts a sign-in session.
-    pub async fn browser_sign_in(
-        &self,
-        login: &str,
-        password: &str,
-    ) -> Result<BrowserSignIn, AuthError> {
-        let user = self.check_password(login, password).await?;
-        self.start_browser_session(user, vec![crate::id_token::AMR_PASSWORD.to_owned()])
-            .await
-    }
-
     /// Creates an account from the sign-up page and signs the browser in.
     pub async fn browser_sign_up(
         &self,

@@ -116,8 +116,10 @@ impl<S: Store> AuthService<S> {
             .ok_or_else(|| AuthError::Internal("second factors are not configured".into()))
     }
 
-    /// Signs a browser in with a password; with a second factor enrolled,
-    /// the password only opens the second step.
+    /// Signs a browser in with a password (the same checks, throttling and
+    /// timing as the password grant); with a second factor enrolled, the
+    /// password only opens the second step. The one way pages sign in with
+    /// a password, so none skips the second factor.
     pub async fn browser_password_step(
         &self,
         login: &str,

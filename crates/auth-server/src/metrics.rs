@@ -79,6 +79,8 @@ pub fn outcome_of(err: &auth_core::AuthError) -> &'static str {
         AuthError::AccountDisabled => "disabled",
         AuthError::Throttled { .. } => "throttled",
         AuthError::EmailNotVerified => "email_not_verified",
+        AuthError::InvalidCode | AuthError::PasskeyRefused(_) => "invalid_second_factor",
+        AuthError::SecondFactorRequired => "second_factor_required",
         AuthError::Overloaded => "overloaded",
         AuthError::StoreUnavailable => "unavailable",
         _ => "error",

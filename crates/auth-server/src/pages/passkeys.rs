@@ -135,7 +135,7 @@ async fn sign_in<S: Store>(
             | AuthError::InvalidCredentials
             | AuthError::AccountDisabled),
         ) => {
-            metrics::record_login("failure");
+            metrics::record_login(metrics::outcome_of(&e));
             tracing::info!(error = %e, "passkey sign-in refused");
             refused_page(state, StatusCode::UNAUTHORIZED, request)
         }

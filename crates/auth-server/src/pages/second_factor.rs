@@ -97,8 +97,8 @@ async fn answer<S: Store>(
             metrics::record_login("success");
             continue_signed_in(state, req, signed_in, step.request).await
         }
-        Err(AuthError::InvalidCode) => {
-            metrics::record_login("failure");
+        Err(e @ AuthError::InvalidCode) => {
+            metrics::record_login(metrics::outcome_of(&e));
             step_page(
                 state,
                 StatusCode::UNAUTHORIZED,
@@ -107,9 +107,9 @@ async fn answer<S: Store>(
                 Some("That code is not valid. Codes change every 30 seconds and work once."),
             )
         }
-        Err(AuthError::PasskeyRefused(why)) => {
-            metrics::record_login("failure");
-            tracing::info!(user_id = %choices.user.id, %why, "passkey refused as second factor");
+        Err(e @ AuthError::PasskeyRefused(_)) => {
+            metrics::record_login(metrics::outcome_of(&e));
+            tracing::info!(user_id = %choices.user.id, error = %e, "passkey refused as second factor");
             step_page(
                 state,
                 StatusCode::UNAUTHORIZED,

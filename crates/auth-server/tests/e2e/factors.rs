@@ -78,6 +78,13 @@ pub async fn second_factor_across_replicas(env: &[(&str, String)]) {
         assert_eq!(page.status, StatusCode::SEE_OTHER, "signed out");
     }
     assert_eq!(a.login("tomas").await.status(), StatusCode::OK);
+    // The replicas' public URL is an IP address: no passkeys, and the log
+    // says why at start-up.
+    assert!(
+        a.logs().contains("passkeys need a domain name"),
+        "{}",
+        a.logs()
+    );
     for server in servers {
         server.stop();
     }
