@@ -426,13 +426,7 @@ impl<S: Store> AuthService<S> {
         new_email: &str,
         locales: &[String],
     ) -> Result<(), AuthError> {
-        let verification = self
-            .hasher()
-            .verify(Some(&user.password_hash), current_password)
-            .await?;
-        if !verification.matches {
-            return Err(AuthError::InvalidCredentials);
-        }
+        self.verify_current_password(user, current_password).await?;
         let email = Email::parse(new_email).map_err(|e| ValidationErrors(vec![e]))?;
         let current_key = Email::parse(&user.email).map(|e| e.key().to_owned()).ok();
         if current_key.as_deref() == Some(email.key()) {

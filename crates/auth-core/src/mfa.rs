@@ -469,6 +469,20 @@ impl<S: Store> AuthService<S> {
         current_password: &str,
         new_password: &str,
     ) -> Result<String, AuthError> {
+        self.verify_current_password(user, current_password).await?;
+        let password = Password::parse("new_password", new_password, &user.username, &user.email)
+            .map_err(|e| ValidationErrors(vec![e]))?;
+        self.hasher().hash(&password).await
+    }
+
+    /// The person's own password, asked again before a change to the
+    /// account (`InvalidCredentials` when wrong; not throttled: the person
+    /// is signed in already).
+    pub(crate) async fn verify_current_password(
+        &self,
+        user: &User,
+        current_password: &str,
+    ) -> Result<(), AuthError> {
         let verification = self
             .hasher()
             .verify(Some(&user.password_hash), current_password)
@@ -476,9 +490,7 @@ impl<S: Store> AuthService<S> {
         if !verification.matches {
             return Err(AuthError::InvalidCredentials);
         }
-        let password = Password::parse("new_password", new_password, &user.username, &user.email)
-            .map_err(|e| ValidationErrors(vec![e]))?;
-        self.hasher().hash(&password).await
+        Ok(())
     }
 
     /// `tessera user reset-factors`: every factor and recovery code goes and

@@ -18,7 +18,7 @@ use poem::http::{Method, StatusCode};
 use poem::{Endpoint, Request, Response};
 use uuid::Uuid;
 
-use super::flow::{browser_session, field, read_form, see_other, with_cookie};
+use super::flow::{browser_session, field, see_other, with_cookie};
 use crate::api::body::FormParams;
 use crate::api::AppState;
 
@@ -69,17 +69,10 @@ impl<S: Store> Endpoint for AccountEndpoint<S> {
             };
             return Ok(with_cookie(resp, set_csrf));
         }
-        let Some(form) = read_form(&mut req).await else {
-            return Ok(super::unreadable_form(&state.pages));
-        };
-        if !state
-            .pages
-            .cookies
-            .csrf_matches(&req, field(&form, "csrf_token"))
-        {
-            return Ok(state.pages.forbidden_form());
-        }
-        Ok(page.act(&action, &form).await)
+        Ok(match super::posted_form(&state.pages, &mut req).await {
+            Ok(form) => page.act(&action, &form).await,
+            Err(refused) => refused,
+        })
     }
 }
 

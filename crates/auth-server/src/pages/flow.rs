@@ -131,8 +131,10 @@ impl<S: Store> Endpoint for PageEndpoint<S> {
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let flow = Flow { state: &self.state };
         Ok(if req.method() == Method::POST {
-            let form = read_form(&mut req).await;
-            flow.submit(self.page, &req, form).await
+            match super::posted_form(&self.state.pages, &mut req).await {
+                Ok(form) => flow.submit(self.page, &req, form).await,
+                Err(refused) => refused,
+            }
         } else {
             flow.show(self.page, &req).await
         })
@@ -326,17 +328,7 @@ impl<S: Store> Flow<'_, S> {
         with_cookie(resp, set_csrf)
     }
 
-    async fn submit(&self, page: Page, req: &Request, form: Option<FormParams>) -> Response {
-        let Some(form) = form else {
-            return super::unreadable_form(self.pages());
-        };
-        if !self
-            .pages()
-            .cookies
-            .csrf_matches(req, field(&form, "csrf_token"))
-        {
-            return self.pages().forbidden_form();
-        }
+    async fn submit(&self, page: Page, req: &Request, form: FormParams) -> Response {
         let csrf_token = field(&form, "csrf_token").unwrap_or_default();
         if page == Page::SignIn && field(&form, "request").is_none() {
             return self.sign_in(req, Target::Account, csrf_token, &form).await;

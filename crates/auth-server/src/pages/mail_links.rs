@@ -13,7 +13,7 @@ use minijinja::{context, Value};
 use poem::http::{Method, StatusCode};
 use poem::{Endpoint, Request, Response};
 
-use super::flow::{field, read_form, with_cookie};
+use super::flow::{field, with_cookie};
 use super::{field_errors, Pages};
 use crate::api::body::{parse_form, FormParams};
 use crate::api::AppState;
@@ -50,18 +50,12 @@ impl<S: Store> Endpoint for MailPageEndpoint<S> {
                 parse_form(req.uri().query().unwrap_or_default().as_bytes()).unwrap_or_default();
             return Ok(pages.show(self.page, &req, &query).await);
         }
-        let Some(form) = read_form(&mut req).await else {
-            return Ok(super::unreadable_form(&self.state.pages));
-        };
-        if !self
-            .state
-            .pages
-            .cookies
-            .csrf_matches(&req, field(&form, "csrf_token"))
-        {
-            return Ok(self.state.pages.forbidden_form());
-        }
-        Ok(pages.submit(self.page, &req, &form).await)
+        Ok(
+            match super::posted_form(&self.state.pages, &mut req).await {
+                Ok(form) => pages.submit(self.page, &req, &form).await,
+                Err(refused) => refused,
+            },
+        )
     }
 }
 

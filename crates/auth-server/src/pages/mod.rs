@@ -277,6 +277,25 @@ impl Pages {
     }
 }
 
+/// A page's form as posted: read, and its CSRF token checked against this
+/// browser's cookie. `Err` is the answer to give (400 unreadable, 403 not
+/// from this browser); nothing was changed then.
+pub async fn posted_form(
+    pages: &Pages,
+    req: &mut poem::Request,
+) -> Result<crate::api::body::FormParams, Response> {
+    let Some(form) = flow::read_form(req).await else {
+        return Err(unreadable_form(pages));
+    };
+    if !pages
+        .cookies
+        .csrf_matches(req, flow::field(&form, "csrf_token"))
+    {
+        return Err(pages.forbidden_form());
+    }
+    Ok(form)
+}
+
 /// 400 for a form body that is not a readable urlencoded form.
 pub fn unreadable_form(pages: &Pages) -> Response {
     pages.error(

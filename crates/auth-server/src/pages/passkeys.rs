@@ -12,7 +12,7 @@ use poem::http::{header, StatusCode};
 use poem::{Endpoint, Request, Response};
 use uuid::Uuid;
 
-use super::flow::{browser_session, field, read_form};
+use super::flow::{browser_session, field};
 use super::second_factor::continue_signed_in;
 use crate::api::AppState;
 use crate::metrics;
@@ -47,19 +47,10 @@ impl<S: Store> Endpoint for PasskeyEndpoint<S> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let state = &*self.state;
-        let Some(form) = read_form(&mut req).await else {
-            return Ok(super::unreadable_form(&state.pages));
+        let form = match super::posted_form(&state.pages, &mut req).await {
+            Ok(form) => form,
+            Err(refused) => return Ok(refused),
         };
-        if !state
-            .pages
-            .cookies
-            .csrf_matches(&req, field(&form, "csrf_token"))
-        {
-            return Ok(match self.route {
-                PasskeyRoute::Options => json_error(StatusCode::FORBIDDEN, "form expired"),
-                PasskeyRoute::SignIn => state.pages.forbidden_form(),
-            });
-        }
         Ok(match self.route {
             PasskeyRoute::Options => options(state, &req, field(&form, "purpose")).await,
             PasskeyRoute::SignIn => {

@@ -11,7 +11,7 @@ use poem::http::{Method, StatusCode};
 use poem::{Endpoint, Request, Response};
 use uuid::Uuid;
 
-use super::flow::{field, finish_sign_in, read_form, with_cookie, Target};
+use super::flow::{field, finish_sign_in, with_cookie, Target};
 use crate::api::body::FormParams;
 use crate::api::AppState;
 use crate::metrics;
@@ -50,17 +50,10 @@ impl<S: Store> Endpoint for SecondFactorEndpoint<S> {
             let page = step_page(state, StatusCode::OK, &choices, &csrf_token, None);
             return Ok(with_cookie(page, set_csrf));
         }
-        let Some(form) = read_form(&mut req).await else {
-            return Ok(super::unreadable_form(&state.pages));
-        };
-        if !state
-            .pages
-            .cookies
-            .csrf_matches(&req, field(&form, "csrf_token"))
-        {
-            return Ok(state.pages.forbidden_form());
-        }
-        Ok(answer(state, &req, &token, &choices, &csrf_token, &form).await)
+        Ok(match super::posted_form(&state.pages, &mut req).await {
+            Ok(form) => answer(state, &req, &token, &choices, &csrf_token, &form).await,
+            Err(refused) => refused,
+        })
     }
 }
 
