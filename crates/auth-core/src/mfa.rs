@@ -68,6 +68,8 @@ pub struct SecondFactorState {
 pub struct SecondFactorChoices {
     pub user: User,
     pub state: SecondFactorState,
+    /// The account's factors (read once for the whole step).
+    pub factors: Vec<Factor>,
     pub totp: bool,
     pub passkey: bool,
     pub recovery_codes: bool,
@@ -176,6 +178,7 @@ impl<S: Store> AuthService<S> {
             recovery_codes,
             user,
             state,
+            factors,
         }))
     }
 
@@ -193,7 +196,7 @@ impl<S: Store> AuthService<S> {
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
-        self.check_code(user, code).await?;
+        self.check_code(user, &choices.factors, code).await?;
         self.finish_second_factor(token, choices, AMR_OTP).await
     }
 
@@ -227,7 +230,12 @@ impl<S: Store> AuthService<S> {
 
     /// Checks a TOTP or recovery code of `user` (a code counts once);
     /// failures count toward the account throttle.
-    async fn check_code(&self, user: &User, code: &str) -> Result<(), AuthError> {
+    async fn check_code(
+        &self,
+        user: &User,
+        factors: &[Factor],
+        code: &str,
+    ) -> Result<(), AuthError> {
         let key = account_throttle_key(user.id);
         let throttle = self.throttle_gate(&key).await?;
         let accepted = if factors::looks_like_recovery_code(code) {
@@ -238,7 +246,7 @@ impl<S: Store> AuthService<S> {
             }
             used
         } else {
-            self.accept_totp(user, code, Utc::now()).await?
+            self.accept_totp(factors, code, Utc::now()).await?
         };
         if !accepted {
             self.count_failure(&key).await?;
@@ -255,12 +263,11 @@ impl<S: Store> AuthService<S> {
     /// (and records the step).
     async fn accept_totp(
         &self,
-        user: &User,
+        factors: &[Factor],
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, AuthError> {
         let settings = self.factor_settings()?;
-        let factors = self.store().list_factors(user.id).await?;
         let Some(app) = factors.iter().find(|f| f.kind == FactorKind::Totp) else {
             return Ok(false);
         };

@@ -292,10 +292,8 @@ impl<S: Store> AuthService<S> {
             .second_factor_choices(second_factor_token)
             .await?
             .ok_or(AuthError::CeremonyExpired)?;
-        let keys: Vec<Passkey> = self
-            .store()
-            .list_factors(choices.user.id)
-            .await?
+        let keys: Vec<Passkey> = choices
+            .factors
             .iter()
             .filter(|f| f.kind == FactorKind::Passkey)
             .filter_map(|f| stored_passkey(f).ok())

@@ -3,34 +3,19 @@
 //! refused, and each is answered once — a replayed answer finds nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+mod common;
 
 use auth_core::refresh::OpaqueToken;
-use auth_core::token::{TokenConfig, TokenIssuer, TokenKeys};
 use auth_core::{
     AuthError, AuthService, Ceremony, CeremonyKind, FactorKey, FactorSettings, FactorStore,
-    HashingConfig, Passkeys, PasswordHasher, Registration, SessionPolicy, Store, User,
+    Passkeys, Registration, SessionPolicy, Store, User,
 };
 use chrono::Utc;
 use store_memory::MemoryStore;
 
 fn service() -> AuthService<MemoryStore> {
-    let hasher = PasswordHasher::new(&HashingConfig {
-        memory_kib: 1024,
-        iterations: 1,
-        ..HashingConfig::default()
-    })
-    .unwrap();
-    let tokens = TokenIssuer::new(
-        TokenKeys::hs256(b"ceremony-test-secret-ceremony-test-secret"),
-        TokenConfig {
-            issuer: "http://localhost:8080".into(),
-            audience: None,
-            access_ttl: Duration::from_secs(900),
-            leeway: Duration::from_secs(5),
-            client_id: "tessera".into(),
-        },
-    );
+    let hasher = common::cheap_hasher();
+    let tokens = common::tokens("http://localhost:8080");
     AuthService::new(MemoryStore::new(), hasher, tokens, SessionPolicy::default()).with_factors(
         FactorSettings {
             key: FactorKey::from_secret(b"ceremony-test-factor-key-of-32-bytes"),

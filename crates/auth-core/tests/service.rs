@@ -2,13 +2,14 @@
 //! HTTP): the rules that live in the service rather than in a store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth_core::token::{TokenConfig, TokenIssuer, TokenKeys};
 use auth_core::{
-    AuthError, AuthService, HashingConfig, Observed, PasswordHasher, Registration, SessionPolicy,
-    SessionStore, StoreObserver, ThrottlePolicy, ThrottleStore, TokenError, TokenKind, User,
+    AuthError, AuthService, Observed, Registration, SessionPolicy, SessionStore, StoreObserver,
+    ThrottlePolicy, ThrottleStore, TokenError, TokenKind, User,
 };
 use store_memory::MemoryStore;
 
@@ -33,22 +34,8 @@ impl CallLog {
 type Service = AuthService<Observed<MemoryStore, CallLog>>;
 
 fn service_with(policy: SessionPolicy) -> (Service, CallLog) {
-    let hasher = PasswordHasher::new(&HashingConfig {
-        memory_kib: 1024,
-        iterations: 1,
-        ..HashingConfig::default()
-    })
-    .unwrap();
-    let tokens = TokenIssuer::new(
-        TokenKeys::hs256(b"service-test-secret-service-test-secret"),
-        TokenConfig {
-            issuer: "https://auth.example.org".into(),
-            audience: None,
-            access_ttl: Duration::from_secs(900),
-            leeway: Duration::from_secs(5),
-            client_id: "tessera".into(),
-        },
-    );
+    let hasher = common::cheap_hasher();
+    let tokens = common::tokens("https://auth.example.org");
     let calls = CallLog::default();
     let store = Observed::new(MemoryStore::new(), calls.clone());
     (AuthService::new(store, hasher, tokens, policy), calls)
