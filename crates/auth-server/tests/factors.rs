@@ -473,3 +473,46 @@ async fn forged_account_forms_change_nothing() {
         "signed out: to the sign-in page"
     );
 }
+
+#[tokio::test]
+async fn the_account_page_asks_for_an_email_change_by_link() {
+    let app = app();
+    app.register("hana", "hana@example.org").await;
+    app.register("ivo", "ivo@example.org").await;
+    let mut browser = account_browser(&app, "hana").await;
+    let account = browser.get("/account").await;
+    assert!(account
+        .text
+        .contains(r#"<label for="new_email">New email</label>"#));
+    let wrong = post_form(
+        &mut browser,
+        &account,
+        "/account/email",
+        "new_email=hana%40new.example&password=nope",
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let taken = post_form(
+        &mut browser,
+        &account,
+        "/account/email",
+        &format!("new_email=ivo%40example.org&password={}", encode(PASSWORD)),
+    )
+    .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.text);
+    let asked = post_form(
+        &mut browser,
+        &account,
+        "/account/email",
+        &format!("new_email=hana%40new.example&password={}", encode(PASSWORD)),
+    )
+    .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.text);
+    assert!(
+        asked.text.contains("We sent a link to hana@new.example"),
+        "{}",
+        asked.text
+    );
+    // Unchanged until the link is opened.
+    assert!(asked.text.contains("hana@example.org"));
+}

@@ -49,11 +49,13 @@ impl<S: Store> Endpoint for AccountEndpoint<S> {
         };
         let (csrf_secret, set_csrf) = state.pages.cookies.csrf_for_page(&req);
         let csrf_token = super::cookies::csrf_token(&csrf_secret);
+        let locales = crate::mail::request_locales(&req);
         let page = Account {
             state,
             session: &session,
             user: &user,
             csrf_token: &csrf_token,
+            locales: &locales,
         };
         let action = req.uri().path().trim_start_matches(PATH).to_owned();
         if req.method() != Method::POST {
@@ -81,6 +83,8 @@ struct Account<'a, S> {
     session: &'a BrowserSession,
     user: &'a User,
     csrf_token: &'a str,
+    /// The browser's languages, for the messages an action sends.
+    locales: &'a [String],
 }
 
 fn when(at: DateTime<Utc>) -> String {
@@ -92,6 +96,7 @@ impl<S: Store> Account<'_, S> {
         let service = &self.state.service;
         let result = match action {
             "/password" => return self.change_password(form).await,
+            "/email" => return self.change_email(form).await,
             "/totp" => return self.confirm_totp(form).await,
             "/passkeys" => return self.add_passkey(form).await,
             "/recovery-codes" => match service.regenerate_recovery_codes(self.user).await {
@@ -197,6 +202,7 @@ impl<S: Store> Account<'_, S> {
                 csrf_token => self.csrf_token,
                 username => &self.user.username,
                 email => &self.user.email,
+                email_verified => self.user.email_verified,
                 apps_totp => factor_view(FactorKind::Totp),
                 passkeys => factor_view(FactorKind::Passkey),
                 passkeys_enabled => service.passkeys_enabled(),
@@ -213,11 +219,10 @@ impl<S: Store> Account<'_, S> {
     async fn change_password(&self, form: &FormParams) -> Response {
         let current = field(form, "current_password").unwrap_or_default();
         let new = field(form, "new_password").unwrap_or_default();
-        let locales = Vec::new();
         match self
             .state
             .service
-            .change_password_in_browser(self.session, self.user, current, new, &locales)
+            .change_password_in_browser(self.session, self.user, current, new, self.locales)
             .await
         {
             Ok(signed_in) => {
@@ -253,6 +258,48 @@ impl<S: Store> Account<'_, S> {
             }
             Err(e) => self.state.pages.auth_error(&e),
         }
+    }
+
+    /// An email change: a link goes to the new address; the account keeps
+    /// the old one until it is opened.
+    async fn change_email(&self, form: &FormParams) -> Response {
+        let new_email = field(form, "new_email").unwrap_or_default();
+        let password = field(form, "password").unwrap_or_default();
+        let (status, error, notice) = match self
+            .state
+            .service
+            .request_email_change(self.user, password, new_email, self.locales)
+            .await
+        {
+            Ok(()) => (
+                StatusCode::OK,
+                None,
+                Some(format!(
+                    "We sent a link to {new_email}. Your address changes when you open it."
+                )),
+            ),
+            Err(AuthError::InvalidCredentials) => (
+                StatusCode::FORBIDDEN,
+                Some("The password is not right. Nothing was changed.".to_owned()),
+                None,
+            ),
+            Err(AuthError::Validation(errors)) => (
+                StatusCode::BAD_REQUEST,
+                Some(errors.0.first().map_or_else(
+                    || "That email address is not valid.".to_owned(),
+                    |e| e.message.clone(),
+                )),
+                None,
+            ),
+            Err(AuthError::Conflict(_)) => (
+                StatusCode::CONFLICT,
+                Some("That email address belongs to another account.".to_owned()),
+                None,
+            ),
+            Err(e) => return self.state.pages.auth_error(&e),
+        };
+        self.overview(status, error.as_deref(), notice.as_deref())
+            .await
     }
 
     /// The setup page: a QR code, the URI and the secret, and **Code**.
