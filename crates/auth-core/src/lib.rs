@@ -6,6 +6,7 @@
 //! implement. Nothing here knows HTTP, SQL or BSON.
 
 pub mod admin;
+pub mod audit;
 pub mod authorize;
 pub mod client;
 pub mod client_admin;
@@ -31,6 +32,7 @@ pub mod throttle;
 pub mod token;
 pub mod validation;
 
+pub use audit::{AuditEvent, AuditQuery};
 pub use authorize::{
     AuthorizationCode, AuthorizationParams, BrowserSession, CodeGrant, CodeRedemption,
     PendingAuthorization, Prompt,
@@ -64,8 +66,8 @@ pub use rate::RateLimit;
 pub use secret::{DatabaseUrl, Secret};
 pub use service::{AuthService, Introspection, LoginGrant, Registration, SessionPolicy, TokenKind};
 pub use store::{
-    ClientStore, FactorStore, FlowStore, Lifecycle, MailStore, Observed, SessionStore, Store,
-    StoreError, StoreObserver, StoreSettings, ThrottleStore, ThrottleUpdate, UniqueField,
+    AuditStore, ClientStore, FactorStore, FlowStore, Lifecycle, MailStore, Observed, SessionStore,
+    Store, StoreError, StoreObserver, StoreSettings, ThrottleStore, ThrottleUpdate, UniqueField,
     UserStore,
 };
 pub use throttle::{ThrottlePolicy, ThrottleState};

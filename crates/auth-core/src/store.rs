@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 
+use crate::audit::{AuditEvent, AuditQuery};
 use crate::authorize::{AuthorizationCode, BrowserSession, CodeRedemption, PendingAuthorization};
 use crate::client::Client;
 use crate::factors::{Ceremony, Factor};
@@ -556,6 +557,21 @@ port! {
 }
 
 port! {
+    /// The audit log: appended to, read, and trimmed by retention only.
+    pub trait AuditStore {
+        /// Appends one record (ids are unique; a record is never changed).
+        fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+        /// Records matching `query`, oldest (smallest id) first, at most
+        /// `query.limit` — one store call per page.
+        fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+
+        /// Deletes records older than `before` (retention); how many went.
+        fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    }
+}
+
+port! {
     /// The store as a whole: reachability and schema.
     pub trait Lifecycle {
         /// A cheap round trip proving the store answers (readiness probes).
@@ -580,6 +596,7 @@ pub trait Store:
     + FlowStore
     + MailStore
     + FactorStore
+    + AuditStore
     + Lifecycle
     + 'static
 {

@@ -7,6 +7,7 @@
 // This crate *is* test code: a failed expectation is how a case fails.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod audit;
 pub mod clients;
 pub mod factors;
 pub mod flows;
@@ -89,6 +90,10 @@ macro_rules! conformance_tests {
                 factors::expired_ceremonies_are_neither_found_nor_taken_and_are_purged,
                 factors::a_users_sessions_are_listed_newest_first_with_how_they_signed_in,
                 factors::deleting_a_user_removes_their_factors,
+                audit::audit_records_read_back_oldest_first_and_filter,
+                audit::concurrent_appends_lose_no_record,
+                audit::cursor_pages_stay_stable_while_records_are_appended,
+                audit::retention_removes_only_older_records_and_deleting_a_user_none,
             );
         }
     };
@@ -112,6 +117,7 @@ mod every_case_is_listed {
     use std::collections::BTreeSet;
 
     const SOURCES: &[(&str, &str)] = &[
+        ("audit", include_str!("audit.rs")),
         ("clients", include_str!("clients.rs")),
         ("factors", include_str!("factors.rs")),
         ("flows", include_str!("flows.rs")),

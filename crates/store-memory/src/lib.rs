@@ -10,14 +10,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use auth_core::store::{
-    ClientStore, FactorStore, FlowStore, Lifecycle, MailStore, SessionStore, Store, StoreError,
-    ThrottleStore, ThrottleUpdate, UniqueField, UserStore,
+    AuditStore, ClientStore, FactorStore, FlowStore, Lifecycle, MailStore, SessionStore, Store,
+    StoreError, ThrottleStore, ThrottleUpdate, UniqueField, UserStore,
 };
 use auth_core::{
-    AccountChange, AuthorizationCode, BrowserSession, Ceremony, Client, CodeRedemption, Consumed,
-    EmailLink, Factor, FactorKind, MailOutcome, NewRefreshToken, NewUser, OutgoingMail,
-    PendingAuthorization, QueuedMail, RefreshTokenRecord, Session, ThrottleState, TokenDigest,
-    User,
+    AccountChange, AuditEvent, AuditQuery, AuthorizationCode, BrowserSession, Ceremony, Client,
+    CodeRedemption, Consumed, EmailLink, Factor, FactorKind, MailOutcome, NewRefreshToken, NewUser,
+    OutgoingMail, PendingAuthorization, QueuedMail, RefreshTokenRecord, Session, ThrottleState,
+    TokenDigest, User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -43,6 +43,8 @@ struct Tables {
     /// Recovery-code digests, per user.
     recovery_codes: HashMap<Uuid, Vec<TokenDigest>>,
     ceremonies: HashMap<TokenDigest, Ceremony>,
+    /// The audit log, by id (UUIDv7: time order).
+    audit: BTreeMap<Uuid, AuditEvent>,
 }
 
 /// A message with its delivery state.
@@ -985,6 +987,39 @@ impl FactorStore for MemoryStore {
             .collect();
         browsers.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok((sessions, browsers))
+    }
+}
+
+impl AuditStore for MemoryStore {
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        if tables.audit.contains_key(&event.id) {
+            return Err(StoreError::Other(format!(
+                "audit record {} exists",
+                event.id
+            )));
+        }
+        tables.audit.insert(event.id, event.clone());
+        Ok(())
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let take = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        Ok(self
+            .lock()?
+            .audit
+            .values()
+            .filter(|event| query.matches(event))
+            .take(take)
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tables = self.lock()?;
+        let count = tables.audit.len();
+        tables.audit.retain(|_, event| event.time >= before);
+        Ok((count - tables.audit.len()) as u64)
     }
 }
 

@@ -32,6 +32,7 @@ pub(crate) const MAIL_OUTBOX: &str = "mail_outbox";
 pub(crate) const FACTORS: &str = "factors";
 pub(crate) const RECOVERY_CODES: &str = "recovery_codes";
 pub(crate) const CEREMONIES: &str = "ceremonies";
+pub(crate) const AUDIT_LOG: &str = "audit_log";
 /// One unique index for both factor rules: `totp:<user>` (one app per
 /// account) and `passkey:<credential id>` (one account per credential).
 pub(crate) const FACTOR_UNIQUE_INDEX: &str = "factors_unique_key_unique";
@@ -679,6 +680,50 @@ impl OutboxDoc {
             },
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             claim,
+        }
+    }
+}
+
+/// `audit_log`, keyed by the record's UUIDv7 (time order, the cursor).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AuditDoc {
+    #[serde(rename = "_id")]
+    pub id: bson::Uuid,
+    pub time: bson::DateTime,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub client_address: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl From<&auth_core::AuditEvent> for AuditDoc {
+    fn from(event: &auth_core::AuditEvent) -> Self {
+        Self {
+            id: bson_uuid(event.id),
+            time: bson_time(event.time),
+            actor: event.actor.clone(),
+            action: event.action.clone(),
+            target: event.target.clone(),
+            outcome: event.outcome.clone(),
+            client_address: event.client_address.clone(),
+            request_id: event.request_id.clone(),
+        }
+    }
+}
+
+impl From<AuditDoc> for auth_core::AuditEvent {
+    fn from(doc: AuditDoc) -> Self {
+        auth_core::AuditEvent {
+            id: uuid(doc.id),
+            time: time(doc.time),
+            actor: doc.actor,
+            action: doc.action,
+            target: doc.target,
+            outcome: doc.outcome,
+            client_address: doc.client_address,
+            request_id: doc.request_id,
         }
     }
 }

@@ -28,6 +28,7 @@ use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database};
 use uuid::Uuid;
 
+mod audit;
 mod documents;
 mod errors;
 mod factors;

@@ -21,7 +21,7 @@ use crate::documents::{
     CLIENTS, CONSENTS, EMAIL_INDEX, EMAIL_LINKS, LOGIN_THROTTLE, MAIL_OUTBOX, MIGRATIONS,
     REFRESH_TOKENS, SESSIONS, USERNAME_INDEX, USERS,
 };
-use crate::documents::{CEREMONIES, FACTORS, FACTOR_UNIQUE_INDEX, RECOVERY_CODES};
+use crate::documents::{AUDIT_LOG, CEREMONIES, FACTORS, FACTOR_UNIQUE_INDEX, RECOVERY_CODES};
 use crate::errors::{is_duplicate_key, map_error};
 
 /// A step this build knows: what it creates is part of its entry, so a
@@ -255,6 +255,32 @@ pub(crate) const ALL: &[Migration] = &[
                 }],
             },
         ],
+    },
+    Migration {
+        version: 20261203000009,
+        description: "audit log",
+        collections: &[Collection {
+            // Not TTL: retention is a setting, enforced by the purge loop.
+            name: AUDIT_LOG,
+            indexes: &[
+                Index::Plain {
+                    field: "time",
+                    name: "audit_log_time",
+                },
+                Index::Plain {
+                    field: "actor",
+                    name: "audit_log_actor",
+                },
+                Index::Plain {
+                    field: "target",
+                    name: "audit_log_target",
+                },
+                Index::Plain {
+                    field: "action",
+                    name: "audit_log_action",
+                },
+            ],
+        }],
     },
 ];
 

@@ -34,7 +34,7 @@ async fn concurrent_migrations_apply_each_step_once() {
         "the URL's path names the database"
     );
     let pending = a.pending_migrations().await.expect("pending");
-    assert_eq!(pending.len(), 8);
+    assert_eq!(pending.len(), 9);
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let (ra, rb) = (ra.expect("migrate a"), rb.expect("migrate b"));
     let mut applied = ra.clone();

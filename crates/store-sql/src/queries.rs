@@ -5,8 +5,8 @@
 //! Whatever differs between the databases goes through [`Dialect`].
 
 use auth_core::store::{
-    to_stored_json, ClientStore, FactorStore, FlowStore, Lifecycle, MailStore, SessionStore, Store,
-    StoreError, ThrottleStore, ThrottleUpdate, UserStore,
+    to_stored_json, AuditStore, ClientStore, FactorStore, FlowStore, Lifecycle, MailStore,
+    SessionStore, Store, StoreError, ThrottleStore, ThrottleUpdate, UserStore,
 };
 use auth_core::{
     AccountChange, Ceremony, EmailLink, Factor, MailOutcome, OutgoingMail, QueuedMail,
@@ -24,6 +24,7 @@ use crate::rows::{
     ThrottleRow, TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSIONS_WITH_USERS,
     SESSION_COLUMNS, THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
 };
+use crate::rows::{AuditRow, AUDIT_COLUMNS};
 use crate::rows::{
     BrowserSessionRow, CeremonyRow, FactorRow, SessionRow, CEREMONY_COLUMNS, FACTOR_COLUMNS,
 };
@@ -1275,6 +1276,62 @@ impl FactorStore for SqlStore<Db> {
                 .map(TryInto::try_into)
                 .collect::<Result<_, _>>()?,
         ))
+    }
+}
+
+impl AuditStore for SqlStore<Db> {
+    async fn append_audit(&self, event: &auth_core::AuditEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, time, actor, action, target, outcome, client_address, \
+             request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(event.id)
+        .bind(Db::time(event.time))
+        .bind(&event.actor)
+        .bind(&event.action)
+        .bind(&event.target)
+        .bind(&event.outcome)
+        .bind(&event.client_address)
+        .bind(&event.request_id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn query_audit(
+        &self,
+        query: &auth_core::AuditQuery,
+    ) -> Result<Vec<auth_core::AuditEvent>, StoreError> {
+        // One statement for every combination: an absent condition binds NULL.
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log \
+             WHERE ($1 IS NULL OR time >= $1) AND ($2 IS NULL OR time < $2) \
+             AND ($3 IS NULL OR actor = $3) AND ($4 IS NULL OR action = $4) \
+             AND ($5 IS NULL OR target = $5) AND ($6 IS NULL OR id > $6) \
+             ORDER BY id LIMIT $7"
+        );
+        let rows: Vec<AuditRow> = sqlx::query_as(&sql)
+            .bind(query.since.map(Db::time))
+            .bind(query.until.map(Db::time))
+            .bind(&query.actor)
+            .bind(&query.action)
+            .bind(&query.target)
+            .bind(query.after)
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM audit_log WHERE time < $1")
+            .bind(Db::time(before))
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected())
     }
 }
 

@@ -493,3 +493,34 @@ impl ClaimedMailRow {
         }
     }
 }
+
+/// `audit_log` columns, in [`AuditRow`] order.
+pub const AUDIT_COLUMNS: &str =
+    "id, time, actor, action, target, outcome, client_address, request_id";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: Uuid,
+    pub time: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub client_address: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl From<AuditRow> for auth_core::AuditEvent {
+    fn from(row: AuditRow) -> Self {
+        auth_core::AuditEvent {
+            id: row.id,
+            time: row.time,
+            actor: row.actor,
+            action: row.action,
+            target: row.target,
+            outcome: row.outcome,
+            client_address: row.client_address,
+            request_id: row.request_id,
+        }
+    }
+}
