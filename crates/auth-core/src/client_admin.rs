@@ -1,6 +1,7 @@
 //! Operator actions on clients (`tessera client ...`). Clients defined in
 //! configuration are read-only here: the file is their source of truth.
 
+use crate::audit::{Actor, Audited, Outcome};
 use crate::client::{generate_secret, Client, ClientRegistration, ClientSource};
 use crate::error::AuthError;
 use crate::service::AuthService;
@@ -19,6 +20,7 @@ impl<S: Store> AuthService<S> {
     /// confidential client (`public == false`) gets a generated secret.
     pub async fn add_client(
         &self,
+        actor: &Actor,
         registration: &ClientRegistration,
         public: bool,
     ) -> Result<NewClientSecret, AuthError> {
@@ -32,6 +34,10 @@ impl<S: Store> AuthService<S> {
         }
         .validate()?;
         self.store().insert_client(&client).await?;
+        self.audit(
+            Audited::new(actor.clone(), "client.created", Outcome::Success).on_client(&client.id),
+        )
+        .await;
         Ok(NewClientSecret { client, secret })
     }
 
@@ -54,6 +60,7 @@ impl<S: Store> AuthService<S> {
     /// same rules as a new one.
     pub async fn update_client(
         &self,
+        actor: &Actor,
         id: &str,
         change: impl FnOnce(&mut ClientRegistration),
     ) -> Result<Client, AuthError> {
@@ -81,11 +88,17 @@ impl<S: Store> AuthService<S> {
             .update_client(&updated)
             .await
             .map_err(|e| gone(e, id))?;
+        self.audit(Audited::new(actor.clone(), "client.updated", Outcome::Success).on_client(id))
+            .await;
         Ok(updated)
     }
 
     /// Replaces a confidential client's secret; the old one stops working at once.
-    pub async fn rotate_client_secret(&self, id: &str) -> Result<crate::Secret, AuthError> {
+    pub async fn rotate_client_secret(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<crate::Secret, AuthError> {
         let current = self.stored_client(id).await?;
         if current.is_public() {
             return Err(AuthError::Validation(crate::ValidationErrors(vec![
@@ -101,13 +114,21 @@ impl<S: Store> AuthService<S> {
             .update_client(&updated)
             .await
             .map_err(|e| gone(e, id))?;
+        self.audit(
+            Audited::new(actor.clone(), "client.secret_rotated", Outcome::Success).on_client(id),
+        )
+        .await;
         Ok(secret)
     }
 
     /// Deletes a stored client.
-    pub async fn delete_client(&self, id: &str) -> Result<(), AuthError> {
+    pub async fn delete_client(&self, actor: &Actor, id: &str) -> Result<(), AuthError> {
         self.stored_client(id).await?;
         if self.store().delete_client(id).await? {
+            self.audit(
+                Audited::new(actor.clone(), "client.deleted", Outcome::Success).on_client(id),
+            )
+            .await;
             Ok(())
         } else {
             Err(AuthError::ClientNotFound(id.to_owned()))

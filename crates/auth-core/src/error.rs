@@ -29,6 +29,9 @@ pub enum AuthError {
     /// The grant is switched off (`oauth.password_grant = false`) or unknown.
     #[error("the grant type is not supported")]
     UnsupportedGrantType,
+    /// A scope the client may not have (RFC 6749 §5.2 `invalid_scope`).
+    #[error("the client may not request the scope `{0}`")]
+    InvalidScope(String),
     /// An authorization code that fails a check (RFC 6749 `invalid_grant`).
     #[error("{0}")]
     InvalidGrant(&'static str),

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::audit::{Actor, Audited, Outcome};
 use crate::authorize::{
     is_s256_challenge, scope_covers, scope_union, AuthorizationCode, AuthorizationParams,
     BrowserSession, CodeGrant, PendingAuthorization, Prompt,
@@ -533,6 +534,11 @@ impl<S: Store> AuthService<S> {
         store
             .save_consent(user.id, &params.client_id, &scope, Utc::now())
             .await?;
+        self.audit(
+            Audited::new(Actor::User(user.id), "consent.granted", Outcome::Success)
+                .on_client(&params.client_id),
+        )
+        .await;
         Ok(())
     }
 

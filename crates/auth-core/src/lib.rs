@@ -32,7 +32,8 @@ pub mod throttle;
 pub mod token;
 pub mod validation;
 
-pub use audit::{AuditEvent, AuditQuery};
+pub use admin::{Page, UserChange, UserSessions, MAX_PAGE};
+pub use audit::{Actor, AuditEvent, AuditQuery, Audited, Origin, Outcome};
 pub use authorize::{
     AuthorizationCode, AuthorizationParams, BrowserSession, CodeGrant, CodeRedemption,
     PendingAuthorization, Prompt,
@@ -56,9 +57,9 @@ pub use mfa::{
     SecondFactorState, SessionRef, TotpEnrolment,
 };
 pub use model::{
-    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User, UserQuery,
 };
-pub use oauth::{ClientCredentials, OAuthPolicy, TokenClient};
+pub use oauth::{ClientCredentials, ClientGrant, OAuthPolicy, TokenClient, ADMIN_SCOPE};
 pub use oidc::{LogoutError, LogoutQuery, LogoutRequest, UserInfo};
 pub use passkeys::{PasskeyChallenge, PasskeyConfigError, Passkeys};
 pub use password::{HashingConfig, PasswordHasher};

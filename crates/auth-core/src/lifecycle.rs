@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::audit::{Actor, Audited, Outcome};
 use crate::error::AuthError;
 use crate::mail::{MailKind, MailValues, Mailer, OutgoingMail};
 use crate::model::{NewUser, Session, TokenDigest, User};
@@ -207,6 +208,17 @@ impl<S: Store> AuthService<S> {
         input: &Registration,
         locales: &[String],
     ) -> Result<User, AuthError> {
+        self.register_as(&Actor::Anonymous, input, locales).await
+    }
+
+    /// Registration on someone's behalf (`actor`: an operator or an
+    /// administration client), with the same rules and audit record.
+    pub async fn register_as(
+        &self,
+        actor: &Actor,
+        input: &Registration,
+        locales: &[String],
+    ) -> Result<User, AuthError> {
         let (username, email, password) = input.validate()?;
         let hash = self.hasher().hash(&password).await?;
         let new_user = NewUser::new(username, email, hash);
@@ -225,6 +237,8 @@ impl<S: Store> AuthService<S> {
         } else {
             self.store().insert_user(&new_user).await?;
         }
+        self.audit(Audited::new(actor.clone(), "user.created", Outcome::Success).on_user(user.id))
+            .await;
         Ok(user)
     }
 
@@ -338,6 +352,19 @@ impl<S: Store> AuthService<S> {
             .store()
             .use_email_link(&link.digest, Utc::now(), change, mail)
             .await?;
+        if spent {
+            let action = match change {
+                AccountChange::VerifyEmail { .. } => "email.verified",
+                AccountChange::ChangeEmail { .. } => "email.changed",
+                AccountChange::ResetPassword { .. } => "password.reset",
+            };
+            // Whoever holds the link proved they read the account's mail.
+            self.audit(
+                Audited::new(Actor::User(link.user_id), action, Outcome::Success)
+                    .on_user(link.user_id),
+            )
+            .await;
+        }
         Ok((!spent).then_some(LinkState::Used(link.purpose)))
     }
 

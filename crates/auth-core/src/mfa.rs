@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::audit::{Actor, Audited, Outcome};
 use crate::authorize::BrowserSession;
 use crate::error::AuthError;
 use crate::factors::{self, Ceremony, CeremonyKind, Factor, FactorKey, FactorKind, CEREMONY_TTL};
@@ -223,7 +224,16 @@ impl<S: Store> AuthService<S> {
                 amr.push(value.to_owned());
             }
         }
-        tracing::info!(user_id = %choices.user.id, method, "second factor accepted");
+        self.audit(
+            Audited::new(
+                Actor::User(choices.user.id),
+                "sign_in.second_factor",
+                Outcome::Success,
+            )
+            .on_user(choices.user.id),
+        )
+        .await;
+        tracing::debug!(user_id = %choices.user.id, method, "second factor accepted");
         let signed_in = self.start_browser_session(choices.user, amr).await?;
         Ok((signed_in, choices.state))
     }
@@ -242,7 +252,11 @@ impl<S: Store> AuthService<S> {
             let digest = factors::recovery_code_digest(code);
             let used = self.store().use_recovery_code(user.id, &digest).await?;
             if used {
-                tracing::info!(user_id = %user.id, "recovery code used");
+                self.audit(
+                    Audited::new(Actor::User(user.id), "recovery_code.used", Outcome::Success)
+                        .on_user(user.id),
+                )
+                .await;
             }
             used
         } else {
@@ -250,7 +264,11 @@ impl<S: Store> AuthService<S> {
         };
         if !accepted {
             self.count_failure(&key).await?;
-            tracing::info!(user_id = %user.id, "second factor refused");
+            self.audit(
+                Audited::new(Actor::Anonymous, "sign_in.second_factor", Outcome::Failure)
+                    .on_user(user.id),
+            )
+            .await;
             return Err(AuthError::InvalidCode);
         }
         if throttle.is_some() {
@@ -381,7 +399,11 @@ impl<S: Store> AuthService<S> {
             last_used_at: Some(now),
         };
         self.store().add_factor(&factor).await?;
-        tracing::info!(user_id = %user.id, factor_id = %id, kind = "totp", "factor added");
+        self.audit(
+            Audited::new(Actor::User(user.id), "factor.added", Outcome::Success).on_user(user.id),
+        )
+        .await;
+        tracing::debug!(user_id = %user.id, factor_id = %id, kind = "totp", "factor added");
         self.first_recovery_codes(user).await
     }
 
@@ -405,7 +427,15 @@ impl<S: Store> AuthService<S> {
         self.store()
             .replace_recovery_codes(user.id, &digests, Utc::now())
             .await?;
-        tracing::info!(user_id = %user.id, "recovery codes generated");
+        self.audit(
+            Audited::new(
+                Actor::User(user.id),
+                "recovery_codes.generated",
+                Outcome::Success,
+            )
+            .on_user(user.id),
+        )
+        .await;
         Ok(codes)
     }
 
@@ -414,7 +444,11 @@ impl<S: Store> AuthService<S> {
         if !self.store().remove_factor(user.id, factor_id).await? {
             return Err(AuthError::FactorNotFound);
         }
-        tracing::info!(user_id = %user.id, factor_id = %factor_id, "factor removed");
+        self.audit(
+            Audited::new(Actor::User(user.id), "factor.removed", Outcome::Success).on_user(user.id),
+        )
+        .await;
+        tracing::debug!(user_id = %user.id, factor_id = %factor_id, "factor removed");
         Ok(())
     }
 
@@ -446,7 +480,12 @@ impl<S: Store> AuthService<S> {
             }
             _ => return Err(AuthError::SessionNotFound),
         }
-        tracing::info!(user_id = %user.id, session = ?which, "session ended by its owner");
+        self.audit(
+            Audited::new(Actor::User(user.id), "session.revoked", Outcome::Success)
+                .on_user(user.id),
+        )
+        .await;
+        tracing::debug!(user_id = %user.id, session = ?which, "session ended by its owner");
         Ok(())
     }
 
@@ -465,6 +504,11 @@ impl<S: Store> AuthService<S> {
             .new_password_hash(user, current_password, new_password)
             .await?;
         self.store_new_password(user, &hash, None, locales).await?;
+        self.audit(
+            Audited::new(Actor::User(user.id), "password.changed", Outcome::Success)
+                .on_user(user.id),
+        )
+        .await;
         self.start_browser_session(user.clone(), session.amr.clone())
             .await
     }
@@ -500,10 +544,10 @@ impl<S: Store> AuthService<S> {
         Ok(())
     }
 
-    /// `tessera user reset-factors`: every factor and recovery code goes and
-    /// every session ends (a lost phone, a stolen key).
-    pub async fn reset_factors(&self, login: &str) -> Result<(User, u64), AuthError> {
-        let user = self.find_user(login).await?;
+    /// `tessera user reset-factors` and `POST /admin/v1/users/{id}/reset-factors`:
+    /// every factor and recovery code goes and every session ends (a lost
+    /// phone, a stolen key). Returns how many factors were removed.
+    pub async fn reset_factors(&self, actor: &Actor, user: &User) -> Result<u64, AuthError> {
         let removed = self
             .store()
             .reset_factors(user.id, Utc::now())
@@ -512,8 +556,9 @@ impl<S: Store> AuthService<S> {
                 StoreError::NotFound => AuthError::UserNotFound,
                 other => other.into(),
             })?;
-        tracing::info!(user_id = %user.id, removed, "second factors reset by an operator");
-        Ok((user, removed))
+        self.audit(Audited::new(actor.clone(), "factors.reset", Outcome::Success).on_user(user.id))
+            .await;
+        Ok(removed)
     }
 
     /// Whether the account has a second factor (the password grant refuses

@@ -191,3 +191,43 @@ impl Consumed {
         }
     }
 }
+
+/// One page of the user directory: accounts in username order (by their
+/// case-folded key) after `after`, at most `limit`; with `prefix`, only
+/// those whose username or email key starts with it. Keyset paging keeps
+/// pages stable while accounts are added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Already case-folded like the keys (see [`UserQuery::search`]).
+    pub prefix: Option<String>,
+    /// The previous page's last username key.
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
+impl UserQuery {
+    /// A query for what someone typed: folded the way keys are.
+    pub fn search(typed: Option<&str>, after: Option<String>, limit: u32) -> Self {
+        use unicode_normalization::UnicodeNormalization;
+        let prefix = typed
+            .map(|t| t.trim().nfkc().collect::<String>().to_lowercase())
+            .filter(|t| !t.is_empty());
+        Self {
+            prefix,
+            after,
+            limit,
+        }
+    }
+
+    /// Whether an account with these keys answers the query (the memory
+    /// store's filter and the reference for the others).
+    pub fn matches(&self, username_key: &str, email_key: &str) -> bool {
+        self.after
+            .as_deref()
+            .is_none_or(|after| username_key > after)
+            && self
+                .prefix
+                .as_deref()
+                .is_none_or(|p| username_key.starts_with(p) || email_key.starts_with(p))
+    }
+}

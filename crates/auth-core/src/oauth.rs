@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use crate::audit::{Actor, Audited, Outcome};
 use crate::authorize::{pkce_matches, CodeRedemption};
 use crate::client::{Client, ClientSource, GrantType, LEGACY_CLIENT_ID};
 use crate::error::AuthError;
@@ -13,6 +14,21 @@ use crate::model::Session;
 use crate::refresh::OpaqueToken;
 use crate::service::{AuthService, LoginGrant};
 use crate::store::Store;
+
+/// The scope that opens the administration API (`/admin/v1`), granted
+/// only to a confidential client's own `client_credentials` token.
+pub const ADMIN_SCOPE: &str = "admin";
+
+/// Scopes about a person: meaningless in a client's own token.
+const USER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// A client's own access token (`client_credentials`).
+#[derive(Debug)]
+pub struct ClientGrant {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub scope: Option<String>,
+}
 
 /// Clients and grants, from configuration.
 #[derive(Debug, Clone)]
@@ -220,6 +236,76 @@ impl<S: Store> AuthService<S> {
         let mut grant = self.grant(user, &session, refresh, code.grant.nonce.as_deref())?;
         grant.refresh_issued = offline && client.allows(GrantType::RefreshToken);
         Ok(grant)
+    }
+
+    /// The client-credentials grant (RFC 6749 §4.4): a confidential client
+    /// that proved itself gets a token for itself, without a refresh token.
+    /// Without `scope` it gets every scope it is allowed but the ones about
+    /// a person; asking for one it may not have is `invalid_scope`.
+    pub async fn client_credentials_grant(
+        &self,
+        client: &TokenClient,
+        requested_scope: Option<&str>,
+    ) -> Result<ClientGrant, AuthError> {
+        let TokenClient::Registered(client) = client else {
+            return Err(AuthError::UnauthorizedClient);
+        };
+        if client.is_public() {
+            return Err(AuthError::UnauthorizedClient);
+        }
+        let scope = match requested_scope.filter(|s| !s.trim().is_empty()) {
+            Some(requested) => client
+                .granted_scope(Some(requested))
+                .map_err(AuthError::InvalidScope)?,
+            None => {
+                let own: Vec<&str> = client
+                    .scopes
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|s| !USER_SCOPES.contains(s))
+                    .collect();
+                (!own.is_empty()).then(|| own.join(" "))
+            }
+        };
+        let issued = self
+            .tokens()
+            .issue_to_client(&client.id, scope.clone())
+            .map_err(|e| AuthError::Internal(format!("signing a token: {e}")))?;
+        self.audit(
+            Audited::new(
+                Actor::Client(client.id.clone()),
+                "token.client_credentials",
+                Outcome::Success,
+            )
+            .on_client(&client.id),
+        )
+        .await;
+        Ok(ClientGrant {
+            access_token: issued.token,
+            expires_in: issued.expires_in,
+            scope,
+        })
+    }
+
+    /// The administration client a bearer token speaks for: a
+    /// `client_credentials` token (no session, `sub` = `client_id`) with
+    /// the `admin` scope, of a client that still exists and is still
+    /// allowed that scope and grant. A bad token is `InvalidToken` (401);
+    /// any other token is `InsufficientScope` (403).
+    pub async fn admin_client(&self, access_token: &str) -> Result<Client, AuthError> {
+        let claims = self.tokens().verify(access_token)?;
+        if !claims.is_client_token() || !scope_has(claims.scope.as_deref(), ADMIN_SCOPE) {
+            return Err(AuthError::InsufficientScope(ADMIN_SCOPE));
+        }
+        match self.find_client(&claims.client_id).await? {
+            Some((client, _))
+                if client.allows(GrantType::ClientCredentials)
+                    && client.scopes.iter().any(|s| s == ADMIN_SCOPE) =>
+            {
+                Ok(client)
+            }
+            _ => Err(AuthError::InsufficientScope(ADMIN_SCOPE)),
+        }
     }
 
     /// Stored clients and configured ones, by id (configured first on a tie).

@@ -18,6 +18,7 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs_proto::ResidentKeyRequirement;
 
+use crate::audit::{Actor, Audited, Outcome};
 use crate::error::AuthError;
 use crate::factors::{CeremonyKind, Factor, FactorKind, CEREMONY_TTL};
 use crate::flows::BrowserSignIn;
@@ -207,7 +208,11 @@ impl<S: Store> AuthService<S> {
             last_used_at: None,
         };
         self.store().add_factor(&factor).await?;
-        tracing::info!(user_id = %user.id, factor_id = %factor.id, kind = "passkey", "factor added");
+        self.audit(
+            Audited::new(Actor::User(user.id), "factor.added", Outcome::Success).on_user(user.id),
+        )
+        .await;
+        tracing::debug!(user_id = %user.id, factor_id = %factor.id, kind = "passkey", "factor added");
         self.first_recovery_codes(user).await
     }
 
@@ -276,7 +281,11 @@ impl<S: Store> AuthService<S> {
         }
         passkey.update_credential(&result);
         self.record_passkey(&factor, &passkey).await?;
-        tracing::info!(user_id = %user.id, factor_id = %factor.id, "signed in with a passkey");
+        self.audit(
+            Audited::new(Actor::User(user.id), "sign_in.passkey", Outcome::Success)
+                .on_user(user.id),
+        )
+        .await;
         let amr = [AMR_HWK, AMR_USER, AMR_MFA].map(str::to_owned).to_vec();
         self.start_browser_session(user, amr).await
     }

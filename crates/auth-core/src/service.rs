@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::audit::{Actor, Audited, Outcome};
 use crate::error::AuthError;
 use crate::flows::PendingCache;
 use crate::id_token::{scope_has, IdTokenFacts, IdTokenIssuer, AMR_PASSWORD};
@@ -126,8 +127,10 @@ impl TokenKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Introspection {
     pub kind: TokenKind,
-    pub sub: Uuid,
-    pub username: String,
+    /// The user id, or the client id of a client's own token.
+    pub sub: String,
+    /// `None` for a client's own token (`client_credentials`).
+    pub username: Option<String>,
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
@@ -292,9 +295,18 @@ impl<S: Store> AuthService<S> {
             (None, LoginKey::Username(key)) => format!("username:{key}"),
             (None, LoginKey::Email(key)) => format!("email:{key}"),
         };
+        let account = user.as_ref().map(|u| u.id);
+        let attempt = |outcome| {
+            let audited = Audited::new(Actor::Anonymous, "sign_in", outcome);
+            match account {
+                Some(id) => audited.on_user(id),
+                None => audited,
+            }
+        };
         let policy = &self.policy.throttle;
         let throttle = self.store.throttle_state(&throttle_key).await?;
         if let Some(retry_after) = policy.locked_for(throttle.as_ref(), Utc::now()) {
+            self.audit(attempt(Outcome::Throttled)).await;
             return Err(AuthError::Throttled { retry_after });
         }
         let verification = if password.len() > MAX_LOGIN_PASSWORD_BYTES {
@@ -310,6 +322,7 @@ impl<S: Store> AuthService<S> {
                 self.store
                     .update_throttle(&throttle_key, |state| policy.after_failure(state, now))
                     .await?;
+                self.audit(attempt(Outcome::Failure)).await;
                 return Err(AuthError::InvalidCredentials);
             }
         };
@@ -317,11 +330,17 @@ impl<S: Store> AuthService<S> {
             self.store.clear_throttle(&throttle_key).await?;
         }
         if user.disabled {
+            self.audit(attempt(Outcome::Refused)).await;
             return Err(AuthError::AccountDisabled);
         }
         if !user.email_verified && self.mail.as_ref().is_some_and(|m| m.require_verified_email) {
+            self.audit(attempt(Outcome::Refused)).await;
             return Err(AuthError::EmailNotVerified);
         }
+        self.audit(
+            Audited::new(Actor::User(user.id), "sign_in", Outcome::Success).on_user(user.id),
+        )
+        .await;
         if verification.needs_rehash {
             self.rehash(&user, password).await;
         }
@@ -382,6 +401,11 @@ impl<S: Store> AuthService<S> {
                     user_id = %user.id,
                     "refresh token reuse detected; session revoked"
                 );
+                self.audit(
+                    Audited::new(Actor::Anonymous, "refresh.reuse_detected", Outcome::Refused)
+                        .on_session(session.id),
+                )
+                .await;
                 Err(AuthError::InvalidRefreshToken)
             }
             Consumed::Invalid => Err(AuthError::InvalidRefreshToken),
@@ -532,7 +556,13 @@ impl<S: Store> AuthService<S> {
                     .map(|(record, _, _)| record.session_id),
             };
             if let Some(id) = session_id {
-                self.store.revoke_session(id, now).await?;
+                if self.store.revoke_session(id, now).await? {
+                    self.audit(
+                        Audited::new(Actor::Anonymous, "session.revoked", Outcome::Success)
+                            .on_session(id),
+                    )
+                    .await;
+                }
                 return Ok(());
             }
         }
@@ -542,11 +572,14 @@ impl<S: Store> AuthService<S> {
     /// RFC 7662: facts about a token that is currently valid, else `None`.
     pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, AuthError> {
         if let Ok(claims) = self.tokens.verify(token) {
+            if claims.is_client_token() {
+                return self.introspect_client_token(claims).await;
+            }
             return match self.active_session_of(&claims).await {
                 Ok((_, user)) => Ok(Some(Introspection {
                     kind: TokenKind::Access,
-                    sub: user.id,
-                    username: user.username,
+                    sub: user.id.to_string(),
+                    username: Some(user.username),
                     iat: claims.iat,
                     exp: claims.exp,
                     iss: claims.iss,
@@ -569,14 +602,36 @@ impl<S: Store> AuthService<S> {
                 && !user.disabled;
             active.then(|| Introspection {
                 kind: TokenKind::Refresh,
-                sub: user.id,
-                username: user.username,
+                sub: user.id.to_string(),
+                username: Some(user.username),
                 iat: record.issued_at.timestamp(),
                 exp: record.expires_at.timestamp(),
                 iss: self.tokens.config().issuer.clone(),
                 scope: session.scope,
                 client_id: session.client_id,
             })
+        }))
+    }
+
+    /// A client's own token is active while its client still exists and
+    /// may still use `client_credentials` (deleting the client, or taking
+    /// the grant away, ends its tokens at once, like revoking a session).
+    async fn introspect_client_token(
+        &self,
+        claims: crate::token::AccessClaims,
+    ) -> Result<Option<Introspection>, AuthError> {
+        let client = self.find_client(&claims.client_id).await?;
+        let active = client
+            .is_some_and(|(client, _)| client.allows(crate::client::GrantType::ClientCredentials));
+        Ok(active.then(|| Introspection {
+            kind: TokenKind::Access,
+            sub: claims.sub,
+            username: None,
+            iat: claims.iat,
+            exp: claims.exp,
+            iss: claims.iss,
+            scope: claims.scope,
+            client_id: claims.client_id,
         }))
     }
 
@@ -596,6 +651,11 @@ impl<S: Store> AuthService<S> {
             .await?;
         self.store_new_password(user, &hash, Some(session), locales)
             .await?;
+        self.audit(
+            Audited::new(Actor::User(user.id), "password.changed", Outcome::Success)
+                .on_user(user.id),
+        )
+        .await;
         Ok(())
     }
 

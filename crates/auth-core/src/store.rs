@@ -23,7 +23,7 @@ use crate::factors::{Ceremony, Factor};
 use crate::lifecycle::{AccountChange, EmailLink};
 use crate::mail::{MailOutcome, OutgoingMail, QueuedMail};
 use crate::model::{
-    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User,
+    Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User, UserQuery,
 };
 use crate::secret::DatabaseUrl;
 use crate::throttle::ThrottleState;
@@ -191,8 +191,20 @@ port! {
         /// Deletes an account; `false` when there was none.
         fn delete_user(&self, id: Uuid) -> Result<bool, StoreError>;
 
-        /// Accounts ordered by username key, `limit` of them after skipping `offset`.
-        fn list_users(&self, offset: u64, limit: u64) -> Result<Vec<User>, StoreError>;
+        /// Replaces an account's address and whether it is verified.
+        /// [`StoreError::NotFound`] when absent; [`StoreError::Conflict`]
+        /// with [`UniqueField::Email`] when another account has it.
+        fn update_email(
+            &self,
+            id: Uuid,
+            email: &str,
+            email_key: &str,
+            verified: bool,
+        ) -> Result<(), StoreError>;
+
+        /// One page of accounts in username-key order ([`UserQuery`]): a
+        /// single query, whatever the page size.
+        fn search_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
     }
 }
 

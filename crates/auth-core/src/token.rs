@@ -56,6 +56,8 @@ pub struct AccessClaims {
     pub sub: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    /// Empty (and absent) in a client's own token (`client_credentials`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub preferred_username: String,
     pub iat: i64,
     pub nbf: i64,
@@ -69,6 +71,14 @@ pub struct AccessClaims {
     /// RFC 9068 requires `client_id`; Tessera's clients are public and
     /// unauthenticated, so it names the server's own default client.
     pub client_id: String,
+}
+
+impl AccessClaims {
+    /// A client's token for itself (`client_credentials`): no session, no
+    /// user, `sub` naming the client. A user's token always has a username.
+    pub fn is_client_token(&self) -> bool {
+        self.sid.is_none() && self.preferred_username.is_empty() && self.sub == self.client_id
+    }
 }
 
 /// Issuer, audience and lifetimes.
@@ -302,13 +312,46 @@ impl TokenIssuer {
         scope: Option<String>,
         client_id: String,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        self.sign_claims(
+            user.id.to_string(),
+            user.username.clone(),
+            sid,
+            scope,
+            client_id,
+        )
+    }
+
+    /// A client's token for itself (`client_credentials`, RFC 9068 §2.2:
+    /// `sub` is the client id; no user, no session).
+    pub fn issue_to_client(
+        &self,
+        client_id: &str,
+        scope: Option<String>,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        self.sign_claims(
+            client_id.to_owned(),
+            String::new(),
+            None,
+            scope,
+            client_id.to_owned(),
+        )
+    }
+
+    fn sign_claims(
+        &self,
+        sub: String,
+        preferred_username: String,
+        sid: Option<Uuid>,
+        scope: Option<String>,
+        client_id: String,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
         let ttl = self.config.access_ttl.as_secs();
         let claims = AccessClaims {
             iss: self.config.issuer.clone(),
-            sub: user.id.to_string(),
+            sub,
             aud: self.config.audience.clone(),
-            preferred_username: user.username.clone(),
+            preferred_username,
             iat: now,
             nbf: now,
             exp: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),

@@ -97,7 +97,7 @@ impl Username {
             ));
         }
         Ok(Self {
-            key: value.to_ascii_lowercase(),
+            key: username_key(&value),
             display: value,
         })
     }
@@ -110,6 +110,12 @@ impl Username {
     pub fn key(&self) -> &str {
         &self.key
     }
+}
+
+/// The key of a (valid, hence ASCII) username: what uniqueness, lookups
+/// and the account list's order use.
+pub fn username_key(username: &str) -> String {
+    username.to_ascii_lowercase()
 }
 
 /// An email address (RFC 5321/5322 syntax, at most 254 characters), NFKC

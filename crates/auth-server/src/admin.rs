@@ -5,7 +5,10 @@ use std::io::BufRead;
 
 use anyhow::Context;
 use auth_core::client::ClientSource;
-use auth_core::{AuthError, Client, ClientRegistration, GrantType, Registration, Store};
+use auth_core::{
+    Actor, AuthError, Client, ClientRegistration, GrantType, Registration, Store, User, UserQuery,
+    ADMIN_SCOPE,
+};
 
 use crate::api::AppState;
 
@@ -17,9 +20,11 @@ pub enum AdminCommand {
         username: String,
         email: String,
     },
+    /// Accounts in username order, optionally only those whose username
+    /// or email starts with `search`, at most `limit` of them.
     ListUsers {
-        offset: u64,
-        limit: u64,
+        search: Option<String>,
+        limit: Option<u64>,
     },
     Disable {
         user: String,
@@ -85,6 +90,10 @@ pub struct ClientOptions {
     /// Skip the consent page for this client (`--first-party` or `--first-party false`).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub first_party: Option<bool>,
+    /// An administration client: adds the client_credentials grant and the
+    /// `admin` scope (with nothing else given, only those), for `/admin/v1`.
+    #[arg(long)]
+    pub admin: bool,
 }
 
 fn parse_grant_type(value: &str) -> Result<GrantType, String> {
@@ -94,8 +103,11 @@ fn parse_grant_type(value: &str) -> Result<GrantType, String> {
 }
 
 impl ClientOptions {
-    /// Sets what was given on `registration`.
-    fn apply(self, registration: &mut ClientRegistration) {
+    /// Sets what was given on `registration`. `defaults`: the registration
+    /// holds defaults (a new client), which `--admin` alone replaces rather
+    /// than adds to; an existing client keeps what it has.
+    fn apply(self, registration: &mut ClientRegistration, defaults: bool) {
+        let (grants_given, scopes_given) = (!self.grant_types.is_empty(), !self.scopes.is_empty());
         if let Some(name) = self.name {
             registration.name = Some(name);
         }
@@ -113,6 +125,23 @@ impl ClientOptions {
         }
         if let Some(first_party) = self.first_party {
             registration.first_party = first_party;
+        }
+        if self.admin {
+            if defaults && !grants_given {
+                registration.grant_types.clear();
+            }
+            if !registration
+                .grant_types
+                .contains(&GrantType::ClientCredentials)
+            {
+                registration.grant_types.push(GrantType::ClientCredentials);
+            }
+            if defaults && !scopes_given {
+                registration.scopes.clear();
+            }
+            if !registration.scopes.iter().any(|s| s == ADMIN_SCOPE) {
+                registration.scopes.push(ADMIN_SCOPE.to_owned());
+            }
         }
     }
 }
@@ -176,73 +205,112 @@ fn explain(err: AuthError) -> anyhow::Error {
     }
 }
 
+/// One account per line: id, username, email, status, created.
+fn print_user(user: &User) {
+    let status = if user.disabled { "disabled" } else { "active" };
+    println!(
+        "{}\t{}\t{}\t{}\t{}",
+        user.id,
+        user.username,
+        user.email,
+        status,
+        user.created_at.to_rfc3339()
+    );
+}
+
 pub async fn run<S: Store>(state: &AppState<S>, command: AdminCommand) -> anyhow::Result<()> {
     let service = &state.service;
+    // The command line is the operator's own hand: audit records say so.
+    let operator = &Actor::Operator;
     match command {
         AdminCommand::AddUser { username, email } => {
             let password = read_password()?;
             let user = service
-                .register(
+                .create_user(
+                    operator,
                     &Registration {
                         username,
                         email,
                         password,
                     },
-                    &[],
                 )
                 .await
                 .map_err(explain)?;
             println!("created {} ({})", user.username, user.id);
         }
-        AdminCommand::ListUsers { offset, limit } => {
-            for user in service.list_users(offset, limit).await.map_err(explain)? {
-                let status = if user.disabled { "disabled" } else { "active" };
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    user.id,
-                    user.username,
-                    user.email,
-                    status,
-                    user.created_at.to_rfc3339()
-                );
+        AdminCommand::ListUsers { search, limit } => {
+            let mut remaining = limit.unwrap_or(u64::MAX);
+            let mut after = None;
+            while remaining > 0 {
+                let page_size = u32::try_from(remaining.min(u64::from(auth_core::MAX_PAGE)))
+                    .unwrap_or(auth_core::MAX_PAGE);
+                let page = service
+                    .list_users(UserQuery::search(search.as_deref(), after, page_size))
+                    .await
+                    .map_err(explain)?;
+                page.items.iter().for_each(print_user);
+                remaining = remaining.saturating_sub(page.items.len() as u64);
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
             }
         }
         AdminCommand::Disable { user } => {
+            let user = service.find_user(&user).await.map_err(explain)?;
             let user = service
-                .set_user_disabled(&user, true)
+                .set_user_disabled(operator, &user, true)
                 .await
                 .map_err(explain)?;
             println!("disabled {}; its sessions are revoked", user.username);
         }
         AdminCommand::Enable { user } => {
+            let user = service.find_user(&user).await.map_err(explain)?;
             let user = service
-                .set_user_disabled(&user, false)
+                .set_user_disabled(operator, &user, false)
                 .await
                 .map_err(explain)?;
             println!("enabled {}", user.username);
         }
         AdminCommand::Delete { user } => {
-            let user = service.delete_account(&user).await.map_err(explain)?;
+            let user = service.find_user(&user).await.map_err(explain)?;
+            service
+                .delete_account(operator, &user)
+                .await
+                .map_err(explain)?;
             println!("deleted {} ({})", user.username, user.id);
         }
         AdminCommand::SetPassword { user } => {
             let password = read_password()?;
+            let user = service.find_user(&user).await.map_err(explain)?;
             service
-                .reset_password(&user, &password)
+                .reset_password(operator, &user, &password)
                 .await
                 .map_err(explain)?;
-            println!("password of {user} replaced; its sessions are revoked");
+            println!(
+                "password of {} replaced; its sessions are revoked",
+                user.username
+            );
         }
         AdminCommand::ResetFactors { user } => {
-            let (_, removed) = service.reset_factors(&user).await.map_err(explain)?;
+            let user = service.find_user(&user).await.map_err(explain)?;
+            let removed = service
+                .reset_factors(operator, &user)
+                .await
+                .map_err(explain)?;
             println!(
-                "removed {removed} second factor(s) and the recovery codes of {user}; \
-                 every session of theirs has ended"
+                "removed {removed} second factor(s) and the recovery codes of {}; \
+                 every session of theirs has ended",
+                user.username
             );
         }
         AdminCommand::RevokeSessions { user } => {
-            let count = service.revoke_all_sessions(&user).await.map_err(explain)?;
-            println!("revoked {count} session(s) of {user}");
+            let user = service.find_user(&user).await.map_err(explain)?;
+            let count = service
+                .revoke_all_sessions(operator, &user)
+                .await
+                .map_err(explain)?;
+            println!("revoked {count} session(s) of {}", user.username);
         }
         AdminCommand::AddClient {
             id,
@@ -253,9 +321,9 @@ pub async fn run<S: Store>(state: &AppState<S>, command: AdminCommand) -> anyhow
                 id,
                 ..ClientRegistration::default()
             };
-            options.apply(&mut registration);
+            options.apply(&mut registration, true);
             let added = service
-                .add_client(&registration, public)
+                .add_client(operator, &registration, public)
                 .await
                 .map_err(explain)?;
             println!("{}", describe(&added.client, ClientSource::Store));
@@ -290,20 +358,28 @@ pub async fn run<S: Store>(state: &AppState<S>, command: AdminCommand) -> anyhow
         }
         AdminCommand::UpdateClient { id, options } => {
             let client = service
-                .update_client(&id, |registration| options.apply(registration))
+                .update_client(operator, &id, |registration| {
+                    options.apply(registration, false)
+                })
                 .await
                 .map_err(explain)?;
             println!("{}", describe(&client, ClientSource::Store));
         }
         AdminCommand::RotateClientSecret { id } => {
-            let secret = service.rotate_client_secret(&id).await.map_err(explain)?;
+            let secret = service
+                .rotate_client_secret(operator, &id)
+                .await
+                .map_err(explain)?;
             println!("client_secret\t{}", secret.expose());
             eprintln!(
                 "The old secret no longer works. Store this one now: it cannot be shown again."
             );
         }
         AdminCommand::DeleteClient { id } => {
-            service.delete_client(&id).await.map_err(explain)?;
+            service
+                .delete_client(operator, &id)
+                .await
+                .map_err(explain)?;
             println!("deleted client {id}");
         }
     }

@@ -52,12 +52,14 @@ enum UserCmd {
         #[arg(long)]
         email: String,
     },
-    /// List accounts: id, username, email, status, created.
+    /// List accounts in username order: id, username, email, status, created.
     List {
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
-        #[arg(long, default_value_t = 100)]
-        limit: u64,
+        /// Only accounts whose username or email starts with this (any case).
+        #[arg(long)]
+        search: Option<String>,
+        /// At most this many (default: all).
+        #[arg(long)]
+        limit: Option<u64>,
     },
     /// Disable an account (username or email); its sessions end at once.
     Disable { user: String },
@@ -188,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::User(user) => {
             let admin = match user {
                 UserCmd::Add { username, email } => AdminCommand::AddUser { username, email },
-                UserCmd::List { offset, limit } => AdminCommand::ListUsers { offset, limit },
+                UserCmd::List { search, limit } => AdminCommand::ListUsers { search, limit },
                 UserCmd::Disable { user } => AdminCommand::Disable { user },
                 UserCmd::Enable { user } => AdminCommand::Enable { user },
                 UserCmd::Delete { user } => AdminCommand::Delete { user },

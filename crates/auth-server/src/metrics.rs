@@ -46,6 +46,11 @@ pub fn record_code_redemption(outcome: &'static str) {
     metrics::counter!("tessera_code_redemptions_total", "outcome" => outcome).increment(1);
 }
 
+/// Tokens clients asked for themselves (`client_credentials`).
+pub fn record_client_credentials(outcome: &'static str) {
+    metrics::counter!("tessera_client_credentials_total", "outcome" => outcome).increment(1);
+}
+
 /// What happened at `/authorize` and the pages: `code`, `sign_in`,
 /// `consent`, `error`, `unredirectable`.
 pub fn record_authorization(outcome: &'static str) {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use auth_core::store::{Store, StoreError, UniqueField};
-use auth_core::{Email, NewUser, Username};
+use auth_core::{Email, NewUser, UserQuery, Username};
 use uuid::Uuid;
 
 /// A valid new user; the hash is opaque to stores, so any string will do.
@@ -246,28 +246,192 @@ pub async fn ping_answers<S: Store>(store: &S) {
     assert!(!store.backend_name().is_empty());
 }
 
-pub async fn list_users_pages_in_username_order<S: Store>(store: &S) {
-    for name in ["charlie", "Alpha", "bravo"] {
+/// Every username of one listing call.
+async fn usernames<S: Store>(store: &S, query: &UserQuery) -> Vec<String> {
+    store
+        .search_users(query)
+        .await
+        .expect("search users")
+        .into_iter()
+        .map(|u| u.username)
+        .collect()
+}
+
+fn page(after: Option<&str>, limit: u32) -> UserQuery {
+    UserQuery::search(None, after.map(str::to_lowercase), limit)
+}
+
+pub async fn user_pages_follow_byte_order_of_the_username_key<S: Store>(store: &S) {
+    // '-' < '.' < '_' < letters in bytes; a collation-aware order would
+    // put these elsewhere (and differ between databases).
+    for name in ["charlie", "Alpha", "bravo", "a_b", "a.b", "a-b"] {
         store
             .insert_user(&new_user(name, &format!("{name}@x.org")))
             .await
             .expect("insert");
     }
-    let all: Vec<String> = store
-        .list_users(0, 10)
+    let expected = ["a-b", "a.b", "a_b", "Alpha", "bravo", "charlie"];
+    assert_eq!(usernames(store, &page(None, 10)).await, expected);
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let names = usernames(store, &page(after.as_deref(), 4)).await;
+        if names.is_empty() {
+            break;
+        }
+        assert!(names.len() <= 4, "a page holds at most its limit");
+        after = names.last().cloned();
+        seen.extend(names);
+    }
+    assert_eq!(seen, expected, "pages join up without gaps or repeats");
+    assert!(usernames(store, &page(Some("charlie"), 10))
         .await
-        .expect("list")
-        .into_iter()
-        .map(|u| u.username)
-        .collect();
-    assert_eq!(all, ["Alpha", "bravo", "charlie"]);
-    let page: Vec<String> = store
-        .list_users(1, 1)
+        .is_empty());
+}
+
+pub async fn user_search_matches_a_prefix_of_username_or_email<S: Store>(store: &S) {
+    for (name, email) in [
+        ("carol", "c@x.org"),
+        ("zelda", "Caroline@Example.org"),
+        ("carl", "carl@x.org"),
+        ("a_b", "ab@x.org"),
+        ("axb", "axb@x.org"),
+        ("dan", "dan@jürgen.example"),
+    ] {
+        store
+            .insert_user(&new_user(name, email))
+            .await
+            .expect("insert");
+    }
+    let search = |typed: &str| UserQuery::search(Some(typed), None, 10);
+    assert_eq!(
+        usernames(store, &search("CARo")).await,
+        ["carol", "zelda"],
+        "username or email prefix, any case, username order"
+    );
+    assert_eq!(
+        usernames(store, &search("car")).await,
+        ["carl", "carol", "zelda"]
+    );
+    assert_eq!(
+        usernames(store, &search("a_")).await,
+        ["a_b"],
+        "'_' and '%' are characters, not wildcards"
+    );
+    assert!(usernames(store, &search("%")).await.is_empty());
+    assert_eq!(usernames(store, &search("dan@JÜR")).await, ["dan"]);
+    assert!(usernames(store, &search("nobody")).await.is_empty());
+    let second_page = UserQuery::search(Some("car"), Some("carl".into()), 1);
+    assert_eq!(
+        usernames(store, &second_page).await,
+        ["carol"],
+        "search pages too"
+    );
+}
+
+pub async fn user_pages_stay_stable_while_accounts_are_inserted<S: Store>(store: &S) {
+    let existing: Vec<String> = (0..40).map(|i| format!("user{i:03}")).collect();
+    for name in &existing {
+        store
+            .insert_user(&new_user(name, &format!("{name}@x.org")))
+            .await
+            .expect("insert");
+    }
+    let store = Arc::new(store);
+    let inserting = {
+        let store = Arc::clone(&store);
+        async move {
+            for i in 0..40 {
+                // Before, between and after the existing names.
+                let name = format!("user{:03}x", i * 2);
+                store
+                    .insert_user(&new_user(&name, &format!("{name}@x.org")))
+                    .await
+                    .expect("concurrent insert");
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let paging = {
+        let store = Arc::clone(&store);
+        async move {
+            let mut seen: Vec<String> = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let names = usernames(*store, &page(after.as_deref(), 7)).await;
+                if names.is_empty() {
+                    return seen;
+                }
+                after = names.last().cloned();
+                seen.extend(names);
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let ((), seen) = futures::join!(inserting, paging);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        seen, sorted,
+        "strictly ascending: nothing repeated or reordered"
+    );
+    for name in &existing {
+        assert!(
+            seen.contains(name),
+            "{name} was present throughout, so it is listed"
+        );
+    }
+}
+
+pub async fn update_email_moves_the_address_or_conflicts<S: Store>(store: &S) {
+    let user = new_user("mover", "old@x.org");
+    let other = new_user("stayer", "taken@x.org");
+    store.insert_user(&user).await.expect("insert");
+    store.insert_user(&other).await.expect("insert");
+    let new = Email::parse("New@X.org").expect("valid");
+    store
+        .update_email(user.id, new.as_str(), new.key(), true)
         .await
-        .expect("list")
-        .into_iter()
-        .map(|u| u.username)
-        .collect();
-    assert_eq!(page, ["bravo"]);
-    assert!(store.list_users(3, 10).await.expect("list").is_empty());
+        .expect("update email");
+    let moved = store
+        .find_user_by_email("new@x.org")
+        .await
+        .expect("find")
+        .expect("found by the new address");
+    assert_eq!(
+        (moved.id, moved.email.as_str(), moved.email_verified),
+        (user.id, "New@X.org", true)
+    );
+    assert!(store
+        .find_user_by_email("old@x.org")
+        .await
+        .expect("find")
+        .is_none());
+    // The old address is free again.
+    store
+        .insert_user(&new_user("taker", "old@x.org"))
+        .await
+        .expect("old address reusable");
+
+    let taken = Email::parse("TAKEN@x.org").expect("valid");
+    let err = store
+        .update_email(user.id, taken.as_str(), taken.key(), false)
+        .await
+        .expect_err("another account's address");
+    assert!(
+        matches!(err, StoreError::Conflict(UniqueField::Email)),
+        "{err:?}"
+    );
+    let unchanged = store
+        .find_user_by_id(user.id)
+        .await
+        .expect("find")
+        .expect("exists");
+    assert_eq!(unchanged.email, "New@X.org", "a conflict changes nothing");
+    let err = store
+        .update_email(Uuid::now_v7(), new.as_str(), "nobody@x.org", false)
+        .await
+        .expect_err("missing account");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }

@@ -17,7 +17,7 @@ use auth_core::{
     AccountChange, AuditEvent, AuditQuery, AuthorizationCode, BrowserSession, Ceremony, Client,
     CodeRedemption, Consumed, EmailLink, Factor, FactorKind, MailOutcome, NewRefreshToken, NewUser,
     OutgoingMail, PendingAuthorization, QueuedMail, RefreshTokenRecord, Session, ThrottleState,
-    TokenDigest, User,
+    TokenDigest, User, UserQuery,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -25,7 +25,8 @@ use uuid::Uuid;
 #[derive(Default)]
 struct Tables {
     users: HashMap<Uuid, UserRow>,
-    by_username: HashMap<String, Uuid>,
+    /// Ordered, so a page of the account list is a range scan.
+    by_username: BTreeMap<String, Uuid>,
     by_email: HashMap<String, Uuid>,
     sessions: HashMap<Uuid, Session>,
     refresh_tokens: HashMap<TokenDigest, RefreshTokenRecord>,
@@ -140,24 +141,33 @@ impl Tables {
                 self.browser_sessions.retain(|_, s| s.user_id != user_id);
             }
             AccountChange::ChangeEmail { email } => {
-                let key = email.key().to_owned();
-                if self
-                    .by_email
-                    .get(&key)
-                    .is_some_and(|owner| *owner != user_id)
-                {
-                    return Err(StoreError::Conflict(UniqueField::Email));
-                }
-                let old_key = row.email_key.clone();
-                self.by_email.remove(&old_key);
-                self.by_email.insert(key.clone(), user_id);
-                if let Some(row) = self.users.get_mut(&user_id) {
-                    row.email_key = key;
-                    row.user.email = email.as_str().to_owned();
-                    row.user.email_verified = true;
-                }
+                self.set_email(user_id, email.as_str(), email.key(), true)?;
             }
         }
+        Ok(())
+    }
+
+    /// Moves an account to another address, keeping the email index true.
+    fn set_email(
+        &mut self,
+        user_id: Uuid,
+        email: &str,
+        email_key: &str,
+        verified: bool,
+    ) -> Result<(), StoreError> {
+        if self
+            .by_email
+            .get(email_key)
+            .is_some_and(|owner| *owner != user_id)
+        {
+            return Err(StoreError::Conflict(UniqueField::Email));
+        }
+        let row = self.users.get_mut(&user_id).ok_or(StoreError::NotFound)?;
+        let old_key = std::mem::replace(&mut row.email_key, email_key.to_owned());
+        row.user.email = email.to_owned();
+        row.user.email_verified = verified;
+        self.by_email.remove(&old_key);
+        self.by_email.insert(email_key.to_owned(), user_id);
         Ok(())
     }
 
@@ -228,12 +238,10 @@ impl MemoryStore {
 
     fn find_by_key(
         &self,
-        index: impl Fn(&Tables) -> &HashMap<String, Uuid>,
-        key: &str,
+        index: impl Fn(&Tables) -> Option<&Uuid>,
     ) -> Result<Option<User>, StoreError> {
         let tables = self.lock()?;
         Ok(index(&tables)
-            .get(key)
             .and_then(|id| tables.users.get(id))
             .map(|row| row.user.clone()))
     }
@@ -256,11 +264,11 @@ impl UserStore for MemoryStore {
     }
 
     async fn find_user_by_username(&self, username_key: &str) -> Result<Option<User>, StoreError> {
-        self.find_by_key(|t| &t.by_username, username_key)
+        self.find_by_key(|t| t.by_username.get(username_key))
     }
 
     async fn find_user_by_email(&self, email_key: &str) -> Result<Option<User>, StoreError> {
-        self.find_by_key(|t| &t.by_email, email_key)
+        self.find_by_key(|t| t.by_email.get(email_key))
     }
 
     async fn set_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
@@ -287,26 +295,31 @@ impl UserStore for MemoryStore {
         Ok(true)
     }
 
-    async fn list_users(&self, offset: u64, limit: u64) -> Result<Vec<User>, StoreError> {
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        let take = usize::try_from(limit).unwrap_or(usize::MAX);
-        Ok(self
-            .users_sorted()?
-            .into_iter()
-            .skip(skip)
-            .take(take)
-            .collect())
+    async fn update_email(
+        &self,
+        id: Uuid,
+        email: &str,
+        email_key: &str,
+        verified: bool,
+    ) -> Result<(), StoreError> {
+        self.lock()?.set_email(id, email, email_key, verified)
     }
-}
 
-impl MemoryStore {
-    fn users_sorted(&self) -> Result<Vec<User>, StoreError> {
+    async fn search_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
+        use std::ops::Bound;
         let tables = self.lock()?;
-        let mut keys: Vec<(&String, &Uuid)> = tables.by_username.iter().collect();
-        keys.sort();
-        Ok(keys
-            .into_iter()
-            .filter_map(|(_, id)| tables.users.get(id).map(|row| row.user.clone()))
+        let start = match &query.after {
+            Some(after) => Bound::Excluded(after.as_str()),
+            None => Bound::Unbounded,
+        };
+        let take = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        Ok(tables
+            .by_username
+            .range::<str, _>((start, Bound::Unbounded))
+            .filter_map(|(_, id)| tables.users.get(id))
+            .filter(|row| query.matches(&row.username_key, &row.email_key))
+            .take(take)
+            .map(|row| row.user.clone())
             .collect())
     }
 }

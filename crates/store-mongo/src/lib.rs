@@ -19,7 +19,7 @@ use auth_core::store::{
 use auth_core::{
     AuthorizationCode, BrowserSession, Client as OAuthClient, CodeRedemption, Consumed,
     NewRefreshToken, NewUser, PendingAuthorization, RefreshTokenRecord, Session, ThrottleState,
-    TokenDigest, User,
+    TokenDigest, User, UserQuery,
 };
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -346,14 +346,41 @@ impl UserStore for MongoStore {
         .await
     }
 
-    async fn list_users(&self, offset: u64, limit: u64) -> Result<Vec<User>, StoreError> {
+    async fn update_email(
+        &self,
+        id: Uuid,
+        email: &str,
+        email_key: &str,
+        verified: bool,
+    ) -> Result<(), StoreError> {
+        self.bounded(async {
+            let done = self
+                .users()
+                .update_one(
+                    doc! { "_id": bson_uuid(id) },
+                    doc! { "$set": {
+                        "email": email,
+                        "email_key": email_key,
+                        "email_verified": verified,
+                    } },
+                )
+                .await
+                .map_err(map_error)?;
+            if done.matched_count == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn search_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
         self.bounded(async {
             let docs: Vec<UserDoc> = self
                 .users()
-                .find(doc! {})
+                .find(user_search_filter(query))
                 .sort(doc! { "username_key": 1 })
-                .skip(offset)
-                .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+                .limit(i64::from(query.limit))
                 .await
                 .map_err(map_error)?
                 .try_collect()
@@ -363,6 +390,27 @@ impl UserStore for MongoStore {
         })
         .await
     }
+}
+
+/// The account list's filter: after the cursor, and a prefix as the byte
+/// range `[p, p + U+10FFFF)` on either key (MongoDB compares strings by
+/// their UTF-8 bytes, so the unique key indexes serve both).
+fn user_search_filter(query: &UserQuery) -> Document {
+    let mut filter = Document::new();
+    if let Some(after) = &query.after {
+        filter.insert("username_key", doc! { "$gt": after.as_str() });
+    }
+    if let Some(prefix) = &query.prefix {
+        let range = doc! { "$gte": prefix.as_str(), "$lt": format!("{prefix}{}", char::MAX) };
+        filter.insert(
+            "$or",
+            vec![
+                doc! { "username_key": range.clone() },
+                doc! { "email_key": range },
+            ],
+        );
+    }
+    filter
 }
 
 /// Matches sessions that are active at `now`.

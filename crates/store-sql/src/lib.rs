@@ -104,6 +104,12 @@ pub trait Dialect: Database {
     /// claims.
     const SKIP_LOCKED: &'static str;
 
+    /// Appended to a text column so it compares and sorts byte by byte,
+    /// as the other stores do: the account list's order and cursor must not
+    /// depend on the database's collation (PostgreSQL: `COLLATE "C"`, which
+    /// the `users_*_bytes` indexes match; SQLite's default is already binary).
+    const BYTE_ORDER: &'static str;
+
     /// How times are bound: PostgreSQL has `timestamptz`; SQLite stores
     /// fixed-width RFC 3339 text, so that comparing strings compares times.
     type Time: for<'q> sqlx::Encode<'q, Self> + sqlx::Type<Self> + Send + Sync + 'static;

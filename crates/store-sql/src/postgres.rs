@@ -54,6 +54,7 @@ impl Dialect for Postgres {
     const MIGRATION_TABLE_EXISTS: &'static str =
         "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const BYTE_ORDER: &'static str = " COLLATE \"C\"";
     const SESSION_WITH_TOKEN_INSERT: Option<&'static str> = Some(
         "WITH s AS (INSERT INTO sessions (id, user_id, created_at, expires_at, revoked_at, scope, \
          client_id, auth_time, amr, browser_session_id) \

@@ -67,6 +67,7 @@ impl Dialect for Sqlite {
     const MIGRATION_TABLE_EXISTS: &'static str =
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')";
     const SKIP_LOCKED: &'static str = "";
+    const BYTE_ORDER: &'static str = "";
     const SESSION_WITH_TOKEN_INSERT: Option<&'static str> = None;
 
     /// Fixed-width RFC 3339 UTC text (`YYYY-MM-DDTHH:MM:SS.ffffffZ`).

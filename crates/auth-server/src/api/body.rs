@@ -106,6 +106,78 @@ impl JsonFields {
     }
 }
 
+impl JsonFields {
+    /// Reads optional fields one by one, collecting every type error.
+    pub fn reader(&self) -> FieldReader<'_> {
+        FieldReader {
+            fields: self,
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// Optional fields of a JSON object (`null` counts as absent, as in a JSON
+/// merge patch); [`finish`](Self::finish) reports every mistyped one.
+#[derive(Debug)]
+pub struct FieldReader<'a> {
+    fields: &'a JsonFields,
+    errors: Vec<FieldError>,
+}
+
+impl FieldReader<'_> {
+    fn read<T>(
+        &mut self,
+        name: &'static str,
+        expected: &str,
+        convert: impl FnOnce(&Value) -> Option<T>,
+    ) -> Option<T> {
+        match self.fields.0.get(name) {
+            None | Some(Value::Null) => None,
+            Some(value) => {
+                let converted = convert(value);
+                if converted.is_none() {
+                    self.errors
+                        .push(FieldError::new(name, format!("must be {expected}")));
+                }
+                converted
+            }
+        }
+    }
+
+    pub fn string(&mut self, name: &'static str) -> Option<String> {
+        self.read(name, "a string", |v| v.as_str().map(str::to_owned))
+    }
+
+    pub fn bool(&mut self, name: &'static str) -> Option<bool> {
+        self.read(name, "true or false", Value::as_bool)
+    }
+
+    pub fn strings(&mut self, name: &'static str) -> Option<Vec<String>> {
+        self.read(name, "an array of strings", |v| {
+            v.as_array()?
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// A required string, reported as missing like [`JsonFields::strings`].
+    pub fn required_string(&mut self, name: &'static str) -> String {
+        if matches!(self.fields.0.get(name), None | Some(Value::Null)) {
+            self.errors.push(FieldError::new(name, "is required"));
+        }
+        self.string(name).unwrap_or_default()
+    }
+
+    pub fn finish(self) -> Result<(), BodyError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(BodyError::Missing(self.errors))
+        }
+    }
+}
+
 async fn read_json_object(req: &Request, body: &mut RequestBody) -> Result<JsonFields, BodyError> {
     let is_json = media_type(req).is_some_and(|mt| {
         mt == "application/json" || (mt.starts_with("application/") && mt.ends_with("+json"))

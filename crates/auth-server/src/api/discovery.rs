@@ -166,7 +166,8 @@ impl<S: Store> DiscoveryApi<S> {
         let service = &self.state.service;
         let issuer = service.tokens().config().issuer.clone();
         let auth_methods = || strings(&["client_secret_basic", "client_secret_post", "none"]);
-        let mut grant_types = strings(&["authorization_code", "refresh_token"]);
+        let mut grant_types =
+            strings(&["authorization_code", "refresh_token", "client_credentials"]);
         if service.policy().oauth.password_grant {
             grant_types.push("password".into());
         }

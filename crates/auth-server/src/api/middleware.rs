@@ -61,6 +61,32 @@ pub async fn response_headers<E: Endpoint>(next: E, req: Request) -> Result<Resp
 
 const REQUEST_ID: &str = "x-request-id";
 
+/// The request's id, put where inner middleware can read it.
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+/// Runs the request with its origin (client address as the rate limiter
+/// sees it, behind trusted proxies too, and request id) known to
+/// `auth-core`, which stamps both on every audit record the request makes.
+pub async fn audit_origin<E: Endpoint, S: auth_core::Store>(
+    next: E,
+    req: Request,
+    state: std::sync::Arc<crate::AppState<S>>,
+) -> Result<Response> {
+    // No peer address (an in-process call): no client address either.
+    let client_address = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|_| state.rate_limiter.client(&req).to_string());
+    let origin = auth_core::Origin {
+        client_address,
+        request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+    };
+    auth_core::audit::with_origin(origin, next.call(req))
+        .await
+        .map(IntoResponse::into_response)
+}
+
 /// The caller's `X-Request-Id` when it is a sane token (at most 128
 /// visible ASCII characters), else a fresh random (v4) UUID.
 fn request_id(req: &Request) -> String {
@@ -89,6 +115,8 @@ pub async fn observe_request<E: Endpoint>(next: E, req: Request) -> Result<Respo
     let method = req.method().clone();
     let route = routes::template(req.uri().path());
     let span = tracing::info_span!("request", request_id = %id, %method, route);
+    let mut req = req;
+    req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next
         .call(req)
         .instrument(span.clone())

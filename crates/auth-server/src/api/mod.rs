@@ -1,5 +1,6 @@
 //! The HTTP API: routes, OpenAPI document, Swagger UI, middleware.
 
+mod admin;
 mod authorize;
 pub mod body;
 mod client_auth;
@@ -49,6 +50,9 @@ type Apis<S> = (
     userinfo::UserInfoApi<S>,
     logout::LogoutApi<S>,
     ops::OpsApi<S>,
+    admin::AdminUsersApi<S>,
+    admin::AdminClientsApi<S>,
+    admin::AdminAuditApi<S>,
 );
 
 /// The OpenAPI service (all documented routes).
@@ -62,6 +66,9 @@ fn openapi<S: Store>(state: &Arc<AppState<S>>) -> OpenApiService<Apis<S>, ()> {
             userinfo::UserInfoApi::new(Arc::clone(state)),
             logout::LogoutApi::new(Arc::clone(state)),
             ops::OpsApi::new(Arc::clone(state)),
+            admin::AdminUsersApi::new(Arc::clone(state)),
+            admin::AdminClientsApi::new(Arc::clone(state)),
+            admin::AdminAuditApi::new(Arc::clone(state)),
         ),
         "Tessera",
         env!("CARGO_PKG_VERSION"),
@@ -69,8 +76,9 @@ fn openapi<S: Store>(state: &Arc<AppState<S>>) -> OpenApiService<Apis<S>, ()> {
     .description(
         "Self-hosted authentication: registration, an OAuth 2.1 authorization server \
          (authorization code with PKCE, refresh tokens, the password grant) and an \
-         OpenID Connect provider (discovery, ID tokens, userinfo, RP-initiated logout). \
-         Use Authorize to log in through /token.",
+         OpenID Connect provider (discovery, ID tokens, userinfo, RP-initiated logout), \
+         and an administration API under /admin/v1 (users, sessions, clients, audit log) \
+         for clients with the `admin` scope. Use Authorize to log in through /token.",
     )
 }
 
@@ -136,6 +144,10 @@ pub fn app<S: Store>(state: Arc<AppState<S>>) -> impl Endpoint {
         .around({
             let state = Arc::clone(&state);
             move |next, req| rate_limit::limit(next, req, Arc::clone(&state))
+        })
+        .around({
+            let state = Arc::clone(&state);
+            move |next, req| middleware::audit_origin(next, req, Arc::clone(&state))
         })
         .around(middleware::response_headers)
         .around(middleware::observe_request)

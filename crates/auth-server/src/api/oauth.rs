@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use auth_core::{GrantType, LoginGrant, Store, TokenKind};
+use auth_core::{ClientGrant, GrantType, LoginGrant, Store, TokenKind};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
@@ -24,7 +24,7 @@ enum OAuthTag {
 #[allow(dead_code)]
 #[derive(Object)]
 pub struct TokenRequest {
-    /// `authorization_code`, `refresh_token` or `password`.
+    /// `authorization_code`, `refresh_token`, `client_credentials` or `password`.
     #[oai(validator(min_length = 1))]
     pub grant_type: String,
     /// The authorization code (authorization_code grant).
@@ -40,7 +40,9 @@ pub struct TokenRequest {
     /// Password (password grant).
     #[oai(write_only)]
     pub password: Option<String>,
-    /// Space-separated scopes to request (password grant).
+    /// Space-separated scopes to request (password and client_credentials
+    /// grants; by default a client's own token carries every scope it is
+    /// allowed but the user-facing ones).
     pub scope: Option<String>,
     /// The refresh token (refresh_token grant).
     #[oai(write_only)]
@@ -70,6 +72,19 @@ pub struct TokenResponse {
     /// OpenID Connect ID token (a JWS), when `openid` was granted.
     #[oai(skip_serializing_if_is_none)]
     pub id_token: Option<String>,
+}
+
+impl From<ClientGrant> for TokenResponse {
+    fn from(grant: ClientGrant) -> Self {
+        Self {
+            access_token: grant.access_token,
+            token_type: "bearer".into(),
+            expires_in: grant.expires_in,
+            refresh_token: None,
+            scope: grant.scope,
+            id_token: None,
+        }
+    }
 }
 
 impl From<LoginGrant> for TokenResponse {
@@ -185,7 +200,6 @@ impl<S: Store> OAuthApi<S> {
         )?;
         let service = &self.state.service;
         let grant_type = GrantType::parse(form.required("grant_type")?)
-            .filter(|g| *g != GrantType::ClientCredentials)
             .ok_or_else(OAuthError::unsupported_grant_type)?;
         let credentials = client_auth::credentials(req, &form)?;
         let client = service.authenticate_client(&credentials).await?;
@@ -196,14 +210,20 @@ impl<S: Store> OAuthApi<S> {
                 let password = form.required("password")?;
                 let scope = form.single("scope")?;
                 (
-                    service.login_for(&client, username, password, scope).await,
+                    service
+                        .login_for(&client, username, password, scope)
+                        .await
+                        .map(TokenResponse::from),
                     metrics::record_login,
                 )
             }
             GrantType::RefreshToken => {
                 let token = form.required("refresh_token")?;
                 (
-                    service.refresh_for(&client, token).await,
+                    service
+                        .refresh_for(&client, token)
+                        .await
+                        .map(TokenResponse::from),
                     metrics::record_refresh,
                 )
             }
@@ -214,16 +234,26 @@ impl<S: Store> OAuthApi<S> {
                 (
                     service
                         .redeem_code(&client, code, redirect_uri, verifier)
-                        .await,
+                        .await
+                        .map(TokenResponse::from),
                     metrics::record_code_redemption,
                 )
             }
-            GrantType::ClientCredentials => return Err(OAuthError::unsupported_grant_type()),
+            GrantType::ClientCredentials => {
+                let scope = form.single("scope")?;
+                (
+                    service
+                        .client_credentials_grant(&client, scope)
+                        .await
+                        .map(TokenResponse::from),
+                    metrics::record_client_credentials,
+                )
+            }
         };
         match grant {
             Ok(grant) => {
                 record("success");
-                Ok(Json(grant.into()))
+                Ok(Json(grant))
             }
             Err(err) => {
                 record(metrics::outcome_of(&err));
@@ -260,8 +290,8 @@ impl<S: Store> OAuthApi<S> {
             None => IntrospectionResponse::default(),
             Some(facts) => IntrospectionResponse {
                 active: true,
-                sub: Some(facts.sub.to_string()),
-                username: Some(facts.username),
+                sub: Some(facts.sub),
+                username: facts.username,
                 exp: Some(facts.exp),
                 iat: Some(facts.iat),
                 iss: Some(facts.iss),

@@ -178,6 +178,7 @@ impl From<AuthError> for ProblemResponse {
             }
             AuthError::InvalidRefreshToken
             | AuthError::InvalidGrant(_)
+            | AuthError::InvalidScope(_)
             | AuthError::UnauthorizedClient
             | AuthError::UnsupportedGrantType => {
                 Self::from_status(StatusCode::BAD_REQUEST, err.to_string())
@@ -306,7 +307,7 @@ impl OAuthError {
     pub fn unsupported_grant_type() -> Self {
         Self::BadRequest(oauth_body(
             "unsupported_grant_type",
-            "supported grant types: authorization_code, refresh_token, password",
+            "supported grant types: authorization_code, refresh_token, password, client_credentials",
         ))
     }
 }
@@ -352,6 +353,9 @@ impl From<AuthError> for OAuthError {
             ),
             AuthError::UnauthorizedClient => {
                 Self::BadRequest(oauth_body("unauthorized_client", err.to_string()))
+            }
+            AuthError::InvalidScope(_) => {
+                Self::BadRequest(oauth_body("invalid_scope", err.to_string()))
             }
             AuthError::UnsupportedGrantType => Self::unsupported_grant_type(),
             AuthError::UserNotFound => {

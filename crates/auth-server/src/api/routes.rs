@@ -42,7 +42,8 @@ pub enum Limit {
 /// One route.
 #[derive(Debug)]
 pub struct RouteSpec {
-    /// The path as routed, and the `route` label of the HTTP metrics.
+    /// The path as routed (a `{name}` segment matches any one segment),
+    /// and the `route` label of the HTTP metrics.
     pub template: &'static str,
     /// Whether every path below `template` belongs to it too (`/docs/...`).
     pub prefix: bool,
@@ -62,6 +63,8 @@ pub struct RouteSpec {
 const GET: &[Method] = &[Method::GET, Method::HEAD];
 const POST: &[Method] = &[Method::POST];
 const GET_POST: &[Method] = &[Method::GET, Method::HEAD, Method::POST];
+const DELETE: &[Method] = &[Method::DELETE];
+const GET_PATCH_DELETE: &[Method] = &[Method::GET, Method::HEAD, Method::PATCH, Method::DELETE];
 
 /// A documented JSON route answering in problem details.
 const fn api(template: &'static str, methods: &'static [Method]) -> RouteSpec {
@@ -92,6 +95,11 @@ const fn oauth(template: &'static str, methods: &'static [Method]) -> RouteSpec 
         no_store: true,
         ..api(template, methods)
     }
+}
+
+/// An administration route: personal data and secrets, never cached.
+const fn admin(template: &'static str, methods: &'static [Method]) -> RouteSpec {
+    personal(template, methods)
 }
 
 const fn rate_limited(route: RouteSpec) -> RouteSpec {
@@ -166,6 +174,18 @@ pub const ROUTES: &[RouteSpec] = &[
     api("/.well-known/openid-configuration", GET),
     api("/.well-known/oauth-authorization-server", GET),
     api("/.well-known/jwks.json", GET),
+    admin("/admin/v1/users", GET_POST),
+    admin("/admin/v1/users/{id}", GET_PATCH_DELETE),
+    admin("/admin/v1/users/{id}/disable", POST),
+    admin("/admin/v1/users/{id}/enable", POST),
+    admin("/admin/v1/users/{id}/password", POST),
+    admin("/admin/v1/users/{id}/reset-factors", POST),
+    admin("/admin/v1/users/{id}/sessions", GET),
+    admin("/admin/v1/sessions/{id}", DELETE),
+    admin("/admin/v1/clients", GET_POST),
+    admin("/admin/v1/clients/{id}", GET_PATCH_DELETE),
+    admin("/admin/v1/clients/{id}/rotate-secret", POST),
+    admin("/admin/v1/audit", GET),
     api("/healthz", GET),
     api("/readyz", GET),
     api("/metrics", GET),
@@ -193,7 +213,27 @@ pub fn find(path: &str) -> Option<&'static RouteSpec> {
                 && path
                     .strip_prefix(route.template)
                     .is_some_and(|rest| rest.starts_with('/')))
+            || (route.template.contains('{') && matches_template(route.template, path))
     })
+}
+
+/// Whether `path` fits a template with `{name}` segments, each standing
+/// for one non-empty segment.
+fn matches_template(template: &str, path: &str) -> bool {
+    let mut wanted = template.split('/');
+    let mut given = path.split('/');
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') => {
+                if g.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
 }
 
 /// The `route` label for `path`.
@@ -223,6 +263,13 @@ mod tests {
         assert_eq!(template("/docsx"), UNMATCHED);
         assert_eq!(template("/users/me/"), UNMATCHED);
         assert_eq!(template("/users/42"), UNMATCHED);
+        assert_eq!(
+            template("/admin/v1/users/0190aa00-0000-7000-8000-000000000000/sessions"),
+            "/admin/v1/users/{id}/sessions"
+        );
+        assert_eq!(template("/admin/v1/users/x"), "/admin/v1/users/{id}");
+        assert_eq!(template("/admin/v1/users//sessions"), UNMATCHED);
+        assert_eq!(template("/admin/v1/users/x/y"), UNMATCHED);
         assert_eq!(template("/<script>"), UNMATCHED);
         let token = find("/token").map(|r| (r.errors, r.limit, allow_header(r)));
         assert_eq!(
