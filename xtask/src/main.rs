@@ -77,6 +77,9 @@ enum Task {
         /// Users seeded (each holds a token for the /users/me scenario).
         #[arg(long, default_value_t = 64)]
         users: usize,
+        /// Accounts in the store for the admin scenario (SQLite, PostgreSQL).
+        #[arg(long, default_value_t = 100_000)]
+        admin_accounts: usize,
         /// An earlier report (target/bench/*.json) to print ratios against.
         #[arg(long)]
         compare: Option<PathBuf>,
@@ -100,6 +103,7 @@ fn main() -> Result<()> {
             duration,
             connections,
             users,
+            admin_accounts,
             compare,
             baseline,
         } => bench::run(&bench::BenchArgs {
@@ -107,6 +111,7 @@ fn main() -> Result<()> {
             duration: duration.max(Duration::from_secs(1)),
             connections: connections.max(1),
             users: users.max(1),
+            admin_accounts: admin_accounts.max(1),
             compare,
             baseline,
         }),

@@ -76,6 +76,8 @@ pub struct SessionPolicy {
     pub throttle: ThrottlePolicy,
     /// Clients, grants and browser flows.
     pub oauth: OAuthPolicy,
+    /// Audit records older than this are purged; zero keeps them forever.
+    pub audit_retention: Duration,
 }
 
 impl Default for SessionPolicy {
@@ -86,6 +88,7 @@ impl Default for SessionPolicy {
             allowed_scopes: BTreeSet::new(),
             throttle: ThrottlePolicy::default(),
             oauth: OAuthPolicy::default(),
+            audit_retention: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
@@ -685,7 +688,24 @@ impl<S: Store> AuthService<S> {
         if forgotten > 0 {
             tracing::debug!(forgotten, "forgot stale login throttle state");
         }
+        if let Some(before) = self.audit_horizon(now) {
+            let expired = self.store.purge_audit(before).await?;
+            if expired > 0 {
+                tracing::info!(expired, %before, "purged audit records past their retention");
+            }
+        }
         Ok(sessions)
+    }
+
+    /// Audit records from before this time are past `audit_retention`.
+    fn audit_horizon(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let retention = self.policy.audit_retention;
+        if retention.is_zero() {
+            return None;
+        }
+        chrono::Duration::from_std(retention)
+            .ok()
+            .and_then(|r| now.checked_sub_signed(r))
     }
 
     pub(crate) async fn find_by_login(&self, login: &str) -> Result<Option<User>, AuthError> {

@@ -250,3 +250,93 @@ async fn changing_the_password_ends_every_other_session() {
         .await
         .is_ok());
 }
+
+#[tokio::test]
+async fn a_page_of_users_or_of_the_audit_log_is_one_store_call() {
+    let (service, calls) = service_with(SessionPolicy::default());
+    for i in 0..7 {
+        register(&service, &format!("member{i}")).await;
+    }
+    calls.take();
+    let page = service
+        .list_users(auth_core::UserQuery::search(None, None, 3))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 3);
+    assert_eq!(page.next.as_deref(), Some("member2"));
+    assert_eq!(calls.take(), ["search_users"], "no call per user");
+    let last = service
+        .list_users(auth_core::UserQuery::search(None, page.next, 10))
+        .await
+        .unwrap();
+    assert_eq!(last.items.len(), 4);
+    assert_eq!(last.next, None, "the last page says so");
+    calls.take();
+    let audit = service
+        .audit_page(auth_core::AuditQuery {
+            limit: 5,
+            ..auth_core::AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.items.len(), 5);
+    assert!(audit.next.is_some());
+    assert_eq!(calls.take(), ["query_audit"]);
+}
+
+#[tokio::test]
+async fn the_purge_deletes_audit_records_past_their_retention_only() {
+    use auth_core::store::AuditStore;
+    let policy = SessionPolicy {
+        audit_retention: Duration::from_secs(30 * 24 * 3600),
+        ..SessionPolicy::default()
+    };
+    let (service, _) = service_with(policy);
+    register(&service, "keeper").await;
+    let old = auth_core::AuditEvent {
+        id: uuid::Uuid::now_v7(),
+        time: chrono::Utc::now() - chrono::Duration::days(31),
+        actor: "operator".into(),
+        action: "user.created".into(),
+        target: None,
+        outcome: "success".into(),
+        client_address: None,
+        request_id: None,
+    };
+    service.store().append_audit(&old).await.unwrap();
+    let everything = || auth_core::AuditQuery {
+        limit: 100,
+        ..auth_core::AuditQuery::default()
+    };
+    assert_eq!(
+        service
+            .store()
+            .query_audit(&everything())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    service.purge_expired().await.unwrap();
+    let kept = service.store().query_audit(&everything()).await.unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].action, "user.created");
+    assert_ne!(kept[0].id, old.id, "the recent record stays");
+
+    // Zero retention keeps everything.
+    let (forever, _) = service_with(SessionPolicy {
+        audit_retention: Duration::ZERO,
+        ..SessionPolicy::default()
+    });
+    forever.store().append_audit(&old).await.unwrap();
+    forever.purge_expired().await.unwrap();
+    assert_eq!(
+        forever
+            .store()
+            .query_audit(&everything())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -96,9 +96,28 @@ pub struct Config {
     pub mail: crate::mail::MailConfig,
     pub accounts: crate::mail::AccountsConfig,
     pub factors: FactorsConfig,
+    pub audit: AuditConfig,
     /// `[[clients]]`: OAuth clients defined by the operator (the CLI adds
     /// more to the store).
     pub clients: Vec<ClientRegistration>,
+}
+
+/// `[audit]`: the audit log in the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// How long records are kept; the periodic purge (`server.purge_interval`)
+    /// deletes older ones. `0s` keeps them forever.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(365 * 24 * 3600),
+        }
+    }
 }
 
 /// `[factors]`: second factors (authenticator apps, recovery codes,
@@ -369,6 +388,7 @@ impl Default for Config {
             mail: crate::mail::MailConfig::default(),
             accounts: crate::mail::AccountsConfig::default(),
             factors: FactorsConfig::default(),
+            audit: AuditConfig::default(),
             clients: Vec::new(),
         }
     }

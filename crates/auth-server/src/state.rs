@@ -65,6 +65,7 @@ pub fn build_state<S: Store>(
             browser_idle_ttl: config.ui.session_idle_timeout,
             browser_absolute_ttl: config.ui.session_lifetime,
         },
+        audit_retention: config.audit.retention,
     };
     let mailer = Mailer {
         composer: Arc::new(crate::mail::TemplateComposer::new(config)?),

@@ -986,3 +986,37 @@ fn decode_claims(token: &str) -> Value {
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_sign_ins_leave_fifty_audit_records_on_the_memory_store() {
+    let app = std::sync::Arc::new(TestApp::new());
+    let admin = admin_token(&app).await;
+    app.register("busy", "busy@example.org").await;
+    let user = app.state.service.find_user("busy").await.unwrap();
+    let logins = futures::future::join_all((0..50).map(|_| {
+        let app = std::sync::Arc::clone(&app);
+        tokio::spawn(async move {
+            app.post_form("/token", &common::password_form("busy", PASSWORD))
+                .await
+                .status
+        })
+    }))
+    .await;
+    assert!(logins
+        .iter()
+        .all(|s| *s.as_ref().unwrap() == StatusCode::OK));
+    let page = call(
+        &app,
+        Method::GET,
+        &format!(
+            "/admin/v1/audit?action=sign_in&target=user:{}&limit=1000",
+            user.id
+        ),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let items = page.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 50, "{}", page.text);
+    assert!(items.iter().all(|e| e["outcome"] == "success"));
+}

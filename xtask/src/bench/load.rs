@@ -28,6 +28,12 @@ pub enum Scenario {
     Refresh { seeds: Arc<Vec<String>> },
     /// `POST /users` with fresh names.
     Register { prefix: String },
+    /// `GET /admin/v1/users?limit=100&cursor=...`: pages of the account
+    /// list, spread over the whole list.
+    AdminUsers {
+        token: String,
+        paths: Arc<Vec<String>>,
+    },
     /// `GET /sign-in?request=...`: renders the hosted sign-in page for a
     /// pending request (the browser already holds its CSRF cookie).
     SignInPage {
@@ -76,6 +82,14 @@ impl Scenario {
             Scenario::Healthz => Request::get("/healthz")
                 .header("host", "bench")
                 .body(Full::default()),
+            Scenario::AdminUsers { token, paths } => {
+                // A stride coprime with most list lengths: every page, in no order.
+                let path = &paths[(worker * 131 + n as usize * 977) % paths.len()];
+                Request::get(path.as_str())
+                    .header("host", "bench")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Full::default())
+            }
             Scenario::Me { tokens } => {
                 let token = &tokens[(worker + n as usize * 7) % tokens.len()];
                 Request::get("/users/me")

@@ -3,6 +3,7 @@
 //! ratios (not the absolute numbers, which drift on shared machines) carry
 //! the claims.
 
+mod admin;
 mod flow;
 pub mod load;
 pub mod server;
@@ -25,6 +26,7 @@ pub struct BenchArgs {
     pub duration: Duration,
     pub connections: usize,
     pub users: usize,
+    pub admin_accounts: usize,
     pub compare: Option<PathBuf>,
     pub baseline: Option<PathBuf>,
 }
@@ -196,7 +198,10 @@ async fn bench_backend(
 ) -> Result<(Vec<Row>, f64)> {
     let data = tempfile::tempdir()?;
     let config = data.path().join("bench.toml");
-    std::fs::write(&config, flow::client_config())?;
+    std::fs::write(
+        &config,
+        format!("{}{}", flow::client_config(), admin::client_config()),
+    )?;
     let mut env = vec![
         ("TESSERA_CONFIG", config.display().to_string()),
         // Minting runs ahead of redeeming: codes must outlive the minting.
@@ -265,6 +270,20 @@ async fn bench_backend(
     let s = load::run(addr, me.clone(), conns, args.duration).await?;
     measure("users_me", s, &server)?;
     server.reset_peak();
+    let url = env
+        .iter()
+        .find(|(key, _)| *key == "TESSERA_STORAGE__URL")
+        .map(|(_, url)| url.as_str());
+    match admin::prepare(backend, url, addr, args.admin_accounts).await {
+        Ok(Some(pages)) => {
+            let s = load::run(addr, pages, conns, args.duration).await?;
+            measure("admin_users", s, &server)?;
+            server.reset_peak();
+        }
+        Ok(None) => {}
+        Err(e) if baseline => println!("    admin scenario left out: {e:#}"),
+        Err(e) => return Err(e.context("preparing the admin scenario")),
+    }
     let login = Scenario::Login {
         usernames: Arc::clone(&seeded.usernames),
     };
@@ -340,7 +359,10 @@ async fn bench_id_token_signing(binary: &Path, args: &BenchArgs) -> Result<Vec<R
     for (name, algorithm, scope) in variants {
         let data = tempfile::tempdir()?;
         let config = data.path().join("bench.toml");
-        std::fs::write(&config, flow::client_config())?;
+        std::fs::write(
+            &config,
+            format!("{}{}", flow::client_config(), admin::client_config()),
+        )?;
         let env = vec![
             ("TESSERA_CONFIG", config.display().to_string()),
             ("TESSERA_OAUTH__CODE_TTL", "10m".to_owned()),
@@ -486,6 +508,16 @@ fn summary(backend: &str, rows: &[Row], idle_rss: f64, hashes_per_sec: f64, core
     let refresh_per_core = rps("refresh") / cores as f64;
     let code_vs_refresh = rps("code_redeem") / rps("refresh").max(f64::MIN_POSITIVE);
     let page_vs_floor = rps("sign_in_page") / rps("healthz").max(f64::MIN_POSITIVE);
+    let p50 = |s| find(rows, backend, s).map_or(0.0, |r| r.p50);
+    let admin = find(rows, backend, "admin_users").map(|_| {
+        (
+            p50("admin_users") / p50("users_me").max(f64::MIN_POSITIVE),
+            p99("admin_users") / p99("users_me").max(f64::MIN_POSITIVE),
+        )
+    });
+    let admin_text = admin.map_or(String::new(), |(p50, p99)| {
+        format!(" | admin page of 100 = {p50:.2}x /users/me at p50, {p99:.2}x at p99")
+    });
     let peak = rows
         .iter()
         .filter(|r| r.backend == backend)
@@ -499,13 +531,15 @@ fn summary(backend: &str, rows: &[Row], idle_rss: f64, hashes_per_sec: f64, core
         "refresh_per_core": refresh_per_core,
         "code_redeem_over_refresh": code_vs_refresh,
         "sign_in_page_over_healthz": page_vs_floor,
+        "admin_page_p50_over_users_me": admin.map(|a| a.0),
+        "admin_page_p99_over_users_me": admin.map(|a| a.1),
         "idle_rss_mib": idle_rss,
         "peak_rss_mib": peak,
         "text": format!(
             "{backend:<9} /users/me = {:.0}% of /healthz | logins = {:.0}% of {cores} x {hashes_per_sec:.1} hashes/s | \
              /users/me p99 in login storm = {storm_p99:.2}x idle | refresh {refresh_per_core:.0}/s per core | \
              code redemption = {:.0}% of refresh | sign-in page = {:.0}% of /healthz | \
-             RSS idle {idle_rss:.1} MiB, peak {peak:.1} MiB",
+             RSS idle {idle_rss:.1} MiB, peak {peak:.1} MiB{admin_text}",
             me_vs_floor * 100.0,
             login_vs_limit * 100.0,
             code_vs_refresh * 100.0,

@@ -52,6 +52,13 @@ macro_rules! database_backend_cases {
             crate::cli::admin_cli_manages_accounts(&env(db.url())).await;
         }
 
+        /// The administration API and the audit log, CLI client included.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn admin_api_and_audit_log() {
+            let db = <$db>::create().await;
+            crate::admin::admin_api_and_audit_log(&env(db.url())).await;
+        }
+
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn client_cli_manages_clients() {
             let db = <$db>::create().await;

@@ -3,6 +3,7 @@
 //! concern.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod cli;
 mod code_flow;
 mod connections;
