@@ -66,7 +66,8 @@ enum Task {
     },
     /// Load-test the release server on each backend, side by side.
     Bench {
-        /// memory, sqlite, postgres, mongo or all.
+        /// memory, sqlite, postgres, mongo, several of them separated by
+        /// commas, or all.
         #[arg(long, default_value = "all")]
         backend: String,
         /// Per scenario: `10s`, `10` (seconds) or `1m`.

@@ -626,7 +626,7 @@ impl<S: Store> AuthService<S> {
         let client = self.find_client(&claims.client_id).await?;
         let active = client
             .is_some_and(|(client, _)| client.allows(crate::client::GrantType::ClientCredentials));
-        Ok(active.then(|| Introspection {
+        Ok(active.then_some(Introspection {
             kind: TokenKind::Access,
             sub: claims.sub,
             username: None,

@@ -7,7 +7,7 @@ mod common;
 
 use auth_core::{Actor, ClientRegistration, GrantType};
 use base64::Engine as _;
-use common::{encode, TestApp, PASSWORD};
+use common::{assert_problem, encode, TestApp, PASSWORD};
 use poem::http::{Method, StatusCode};
 use poem::Request;
 use serde_json::{json, Value};
@@ -85,17 +85,6 @@ async fn call(
         None => req.finish(),
     })
     .await
-}
-
-fn assert_problem(reply: &common::Reply, status: StatusCode) {
-    assert_eq!(reply.status, status, "{}", reply.text);
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/problem+json"),
-        "{}",
-        reply.text
-    );
-    assert_eq!(reply.body["status"], status.as_u16(), "{}", reply.text);
 }
 
 fn usernames(reply: &common::Reply) -> Vec<String> {
@@ -849,7 +838,7 @@ async fn security_events_land_in_the_audit_log_with_who_what_and_which_request()
         .send(
             Request::builder()
                 .method(Method::POST)
-                .uri_str(&format!("/admin/v1/users/{}/disable", frank.id))
+                .uri_str(format!("/admin/v1/users/{}/disable", frank.id))
                 .header("authorization", format!("Bearer {admin}"))
                 .header("x-request-id", "req-disable-frank")
                 .finish(),

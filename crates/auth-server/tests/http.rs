@@ -5,7 +5,7 @@ mod common;
 
 use auth_core::token::hs256_kid;
 use base64::Engine as _;
-use common::{encode, password_form, TestApp, PASSWORD, SECRET};
+use common::{assert_problem, encode, password_form, TestApp, PASSWORD, SECRET};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use poem::http::{Method, StatusCode};
 use poem::Request;
@@ -13,24 +13,6 @@ use serde_json::{json, Value};
 
 const WWW_MISSING: &str = r#"Bearer realm="tessera""#;
 const WWW_INVALID: &str = r#"Bearer realm="tessera", error="invalid_token""#;
-
-fn assert_problem(reply: &common::Reply, status: StatusCode) {
-    assert_eq!(reply.status, status, "{}", reply.text);
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/problem+json"),
-        "{}",
-        reply.text
-    );
-    for key in ["type", "title", "status", "detail"] {
-        assert!(
-            reply.body.get(key).is_some(),
-            "problem lacks {key}: {}",
-            reply.text
-        );
-    }
-    assert_eq!(reply.body["status"], status.as_u16());
-}
 
 fn assert_oauth_error(reply: &common::Reply, status: StatusCode, code: &str) {
     assert_eq!(reply.status, status, "{}", reply.text);
@@ -402,7 +384,17 @@ async fn token_request_errors_follow_rfc6749() {
         let reply = app.post_form("/token", body).await;
         assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
     }
-    for grant in ["client_credentials", "PASSWORD", "implicit"] {
+    // Supported since the admin API, but only for a registered confidential
+    // client: the legacy public client may not use it.
+    let reply = app
+        .post_form("/token", "grant_type=client_credentials")
+        .await;
+    assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "unauthorized_client");
+    for grant in [
+        "PASSWORD",
+        "implicit",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ] {
         let reply = app
             .post_form("/token", &format!("grant_type={grant}"))
             .await;
@@ -713,9 +705,26 @@ async fn openapi_document_lists_every_route_and_the_password_flow() {
         );
     }
     let schemes = &doc.body["components"]["securitySchemes"];
-    let scheme = schemes.as_object().unwrap().values().next().unwrap();
-    assert_eq!(scheme["type"], "oauth2");
-    assert_eq!(scheme["flows"]["password"]["tokenUrl"], "/token");
+    let flows: Vec<_> = schemes
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|scheme| {
+            assert_eq!(scheme["type"], "oauth2");
+            &scheme["flows"]
+        })
+        .collect();
+    assert!(
+        flows.iter().any(|f| f["password"]["tokenUrl"] == "/token"),
+        "{schemes}"
+    );
+    assert!(
+        flows
+            .iter()
+            .any(|f| f["clientCredentials"]["tokenUrl"] == "/token"
+                && f["clientCredentials"]["scopes"].get("admin").is_some()),
+        "{schemes}"
+    );
     assert_eq!(
         paths["/token"]["post"]["requestBody"]["content"]
             .as_object()

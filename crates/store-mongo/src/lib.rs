@@ -157,12 +157,14 @@ impl MongoStore {
 
     /// Sets one field of an account; [`StoreError::NotFound`] when absent.
     async fn set_user_field(&self, id: Uuid, field: &str, value: Bson) -> Result<(), StoreError> {
+        self.set_user_fields(id, doc! { field: value }).await
+    }
+
+    /// `$set`s `fields` on one account; [`StoreError::NotFound`] when absent.
+    async fn set_user_fields(&self, id: Uuid, fields: Document) -> Result<(), StoreError> {
         let done = self
             .users()
-            .update_one(
-                doc! { "_id": bson_uuid(id) },
-                doc! { "$set": { field: value } },
-            )
+            .update_one(doc! { "_id": bson_uuid(id) }, doc! { "$set": fields })
             .await
             .map_err(map_error)?;
         if done.matched_count == 0 {
@@ -353,24 +355,10 @@ impl UserStore for MongoStore {
         email_key: &str,
         verified: bool,
     ) -> Result<(), StoreError> {
-        self.bounded(async {
-            let done = self
-                .users()
-                .update_one(
-                    doc! { "_id": bson_uuid(id) },
-                    doc! { "$set": {
-                        "email": email,
-                        "email_key": email_key,
-                        "email_verified": verified,
-                    } },
-                )
-                .await
-                .map_err(map_error)?;
-            if done.matched_count == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
+        self.bounded(self.set_user_fields(
+            id,
+            doc! { "email": email, "email_key": email_key, "email_verified": verified },
+        ))
         .await
     }
 

@@ -31,14 +31,19 @@ pub struct BenchArgs {
     pub baseline: Option<PathBuf>,
 }
 
-/// `all` or one backend.
+/// `all`, one backend, or several separated by commas (`sqlite,postgres`).
 pub fn backends(choice: &str) -> Vec<String> {
     if choice == "all" {
         ["memory", "sqlite", "postgres", "mongo"]
             .map(String::from)
             .to_vec()
     } else {
-        vec![choice.to_owned()]
+        choice
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(String::from)
+            .collect()
     }
 }
 

@@ -169,6 +169,25 @@ impl TestApp {
     }
 }
 
+/// An RFC 9457 problem answer with `status`.
+pub fn assert_problem(reply: &Reply, status: StatusCode) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        reply.text
+    );
+    for key in ["type", "title", "status", "detail"] {
+        assert!(
+            reply.body.get(key).is_some(),
+            "problem lacks {key}: {}",
+            reply.text
+        );
+    }
+    assert_eq!(reply.body["status"], status.as_u16());
+}
+
 /// `application/x-www-form-urlencoded` encoding of one value.
 pub fn encode(value: &str) -> String {
     value

@@ -4,13 +4,12 @@ use std::sync::Arc;
 
 use auth_core::{AuditEvent, AuditQuery, Store};
 use chrono::{DateTime, Utc};
-use poem::http::StatusCode;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
-use super::{authorize, decode_cursor, encode_cursor, AdminTag, AdminToken};
+use super::{authorize, decode_cursor, encode_cursor, AdminTag, AdminToken, ForeignCursor};
 use crate::api::problem::ProblemResponse;
 use crate::api::AppState;
 
@@ -99,12 +98,7 @@ impl<S: Store> AdminAuditApi<S> {
         authorize(&self.state, &auth).await?;
         let after = match decode_cursor(cursor.0.as_deref())? {
             None => None,
-            Some(position) => Some(Uuid::parse_str(&position).map_err(|_| {
-                ProblemResponse::from_status(
-                    StatusCode::BAD_REQUEST,
-                    "`cursor` is not a cursor this server gave out",
-                )
-            })?),
+            Some(position) => Some(Uuid::parse_str(&position).map_err(|_| ForeignCursor)?),
         };
         let present = |value: Option<String>| value.filter(|v| !v.is_empty());
         let page = self

@@ -25,6 +25,7 @@ use super::AppState;
 pub const PREFIX: &str = "/admin/v1";
 
 #[derive(Tags)]
+#[allow(clippy::enum_variant_names)] // the names are the tags /openapi.json shows
 pub enum AdminTag {
     /// Accounts and their sessions (`/admin/v1/users`, `/admin/v1/sessions`).
     AdminUsers,
@@ -68,8 +69,21 @@ fn encode_cursor(position: &str) -> String {
     URL_SAFE_NO_PAD.encode(position)
 }
 
+/// A `cursor` parameter this server did not give out.
+#[derive(Debug)]
+struct ForeignCursor;
+
+impl From<ForeignCursor> for ProblemResponse {
+    fn from(_: ForeignCursor) -> Self {
+        ProblemResponse::from_status(
+            StatusCode::BAD_REQUEST,
+            "`cursor` is not a cursor this server gave out",
+        )
+    }
+}
+
 /// The position a cursor of ours holds; anything else is a 400.
-fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ProblemResponse> {
+fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ForeignCursor> {
     let Some(cursor) = cursor.filter(|c| !c.is_empty()) else {
         return Ok(None);
     };
@@ -78,10 +92,5 @@ fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ProblemResponse
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .map(Some)
-        .ok_or_else(|| {
-            ProblemResponse::from_status(
-                StatusCode::BAD_REQUEST,
-                "`cursor` is not a cursor this server gave out",
-            )
-        })
+        .ok_or(ForeignCursor)
 }

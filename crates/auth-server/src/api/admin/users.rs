@@ -12,29 +12,24 @@ use uuid::Uuid;
 use super::{authorize, decode_cursor, encode_cursor, AdminTag, AdminToken};
 use crate::api::body::JsonObject;
 use crate::api::problem::ProblemResponse;
+use crate::api::users::PublicUser;
 use crate::api::AppState;
 
-/// An account as an operator sees it (never its password hash).
+/// An account as an operator sees it: what its owner sees at `/users/me`,
+/// and whether it is disabled (never its password hash).
 #[derive(Debug, Object)]
 pub struct AdminUser {
-    pub id: Uuid,
-    pub username: String,
-    pub email: String,
-    pub email_verified: bool,
+    #[oai(flatten)]
+    pub account: PublicUser,
     /// A disabled account cannot sign in and has no active session.
     pub disabled: bool,
-    pub created_at: DateTime<Utc>,
 }
 
 impl From<User> for AdminUser {
     fn from(user: User) -> Self {
         Self {
-            id: user.id,
-            username: user.username,
-            email: user.email,
-            email_verified: user.email_verified,
             disabled: user.disabled,
-            created_at: user.created_at,
+            account: user.into(),
         }
     }
 }
