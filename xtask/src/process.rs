@@ -62,12 +62,15 @@ pub fn python_env(name: &str, requirements: &[&str]) -> Result<PathBuf> {
     Ok(python)
 }
 
+/// Runs `command`, failing when it fails. Errors name the program only:
+/// arguments can carry secrets (schemathesis gets a bearer token as `-H`).
 pub fn run(command: &mut Command) -> Result<()> {
+    let program = command.get_program().to_string_lossy().into_owned();
     let status = command
         .status()
-        .with_context(|| format!("cannot run {command:?}"))?;
+        .with_context(|| format!("cannot run {program}"))?;
     if !status.success() {
-        bail!("{command:?} exited with {status}");
+        bail!("{program} exited with {status}");
     }
     Ok(())
 }

@@ -26,12 +26,15 @@ pub struct AuditEntry {
     /// `user:<id>`, `client:<id>` or `session:<id>`; none for a sign-in
     /// attempt with an unknown login (what was typed is never recorded: it
     /// is sometimes a password).
+    #[oai(nullable)]
     pub target: Option<String>,
     /// `success`, `failure`, `throttled` or `refused`.
     pub outcome: String,
     /// The caller's address (behind trusted proxies, the forwarded one).
+    #[oai(nullable)]
     pub client_address: Option<String>,
     /// The request's `X-Request-Id`, to find its log lines.
+    #[oai(nullable)]
     pub request_id: Option<String>,
 }
 
@@ -56,6 +59,7 @@ pub struct AuditPage {
     pub items: Vec<AuditEntry>,
     /// Pass as `cursor` for the next page; `null` on the last one (for
     /// now: poll again with it later for newer events).
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

@@ -34,7 +34,7 @@ pub struct AdminClient {
     pub created_at: DateTime<Utc>,
     /// Only in the answer that created the client: store it now, it cannot
     /// be shown again.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable, skip_serializing_if_is_none)]
     pub secret: Option<String>,
 }
 
@@ -62,6 +62,7 @@ fn admin_client(client: Client, source: ClientSource, secret: Option<String>) ->
 #[derive(Debug, Object)]
 pub struct ClientList {
     pub items: Vec<AdminClient>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -74,18 +75,25 @@ pub struct ClientRequest {
     #[oai(validator(min_length = 1, max_length = 64))]
     pub id: String,
     /// Default: the id.
+    #[oai(nullable)]
     pub name: Option<String>,
     /// Default `false`: a confidential client, whose secret is generated
     /// and answered once.
+    #[oai(nullable)]
     pub public: Option<bool>,
     /// Exact-match redirect URIs (needed for `authorization_code`).
+    #[oai(nullable)]
     pub redirect_uris: Option<Vec<String>>,
+    #[oai(nullable)]
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// `authorization_code`, `refresh_token`, `password`,
     /// `client_credentials` (default: the first two).
+    #[oai(nullable)]
     pub grant_types: Option<Vec<String>>,
     /// Default: `openid profile email offline_access`; `admin` allows this API.
+    #[oai(nullable)]
     pub scopes: Option<Vec<String>>,
+    #[oai(nullable)]
     pub first_party: Option<bool>,
 }
 
@@ -94,11 +102,17 @@ pub struct ClientRequest {
 #[allow(dead_code)]
 #[derive(Object)]
 pub struct UpdateClientRequest {
+    #[oai(nullable)]
     pub name: Option<String>,
+    #[oai(nullable)]
     pub redirect_uris: Option<Vec<String>>,
+    #[oai(nullable)]
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    #[oai(nullable)]
     pub grant_types: Option<Vec<String>>,
+    #[oai(nullable)]
     pub scopes: Option<Vec<String>>,
+    #[oai(nullable)]
     pub first_party: Option<bool>,
 }
 

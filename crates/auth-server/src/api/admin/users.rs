@@ -39,6 +39,7 @@ impl From<User> for AdminUser {
 pub struct UserPage {
     pub items: Vec<AdminUser>,
     /// Pass as `cursor` for the next page; `null` on the last one.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -65,10 +66,12 @@ pub struct CreateUserRequest {
 pub struct UpdateUserRequest {
     /// A new address (unique ignoring case); it counts as unverified unless
     /// `email_verified` says otherwise.
-    #[oai(validator(min_length = 3, max_length = 254))]
+    #[oai(nullable, validator(min_length = 3, max_length = 254))]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub email_verified: Option<bool>,
     /// Disabling ends every session at once.
+    #[oai(nullable)]
     pub disabled: Option<bool>,
 }
 
@@ -99,14 +102,14 @@ pub struct AdminSession {
     /// (a sign-in on the hosted pages).
     pub kind: String,
     /// The client of a token session.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable, skip_serializing_if_is_none)]
     pub client_id: Option<String>,
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable, skip_serializing_if_is_none)]
     pub scope: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     /// When the person last proved who they are, where known.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable, skip_serializing_if_is_none)]
     pub auth_time: Option<DateTime<Utc>>,
     /// How (RFC 8176 values: `pwd`, `otp`, `hwk`, `mfa`, ...).
     pub amr: Vec<String>,
@@ -149,6 +152,7 @@ impl From<BrowserSession> for AdminSession {
 #[derive(Debug, Object)]
 pub struct SessionList {
     pub items: Vec<AdminSession>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
