@@ -50,10 +50,10 @@ fn step(name: &str, run: impl FnOnce() -> Result<()>) -> Result<()> {
 
 /// The fuzz build (instrumented, its own target directory) comes last and
 /// needs nothing from `target/debug`; on a CI machine with a small disk the
-/// debug build is deleted first (`TESSERA_CI_RECLAIM_DISK=1`, set by
+/// debug build is deleted first (`XTASK_CI_RECLAIM_DISK=1`, set by
 /// `.ci/run`). A developer's local run keeps its build cache.
 fn reclaim_debug_build_when_asked() -> Result<()> {
-    if std::env::var_os("TESSERA_CI_RECLAIM_DISK").is_none_or(|v| v != "1") {
+    if std::env::var_os("XTASK_CI_RECLAIM_DISK").is_none_or(|v| v != "1") {
         return Ok(());
     }
     let debug = crate::process::workspace_root().join("target/debug");

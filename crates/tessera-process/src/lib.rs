@@ -23,6 +23,16 @@ pub struct TesseraProcess {
 /// address can be read), and no `RUST_LOG` from the caller's shell.
 pub fn command(binary: &Path) -> Command {
     let mut command = Command::new(binary);
+    // The caller's own configuration (a developer's shell, a CI job) must not
+    // reach a server under test: every setting it gets is set below or by
+    // the caller. Test-harness variables (`TESSERA_TEST_*`) are not
+    // configuration and stay.
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("TESSERA_") && !key_text.starts_with("TESSERA_TEST_") {
+            command.env_remove(&key);
+        }
+    }
     command
         .env("TESSERA_SERVER__ADDR", "127.0.0.1:0")
         .env("TESSERA_LOG__FORMAT", "json")

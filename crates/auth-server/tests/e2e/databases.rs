@@ -1,17 +1,13 @@
 //! The cases every networked database runs (PostgreSQL, MongoDB), written
 //! once as a macro, and what is particular to each.
 
-#[allow(unused_imports)]
 use crate::restart::{one_winner_of_fifty, survives_restart};
-#[allow(unused_imports)]
-use crate::support::login_with;
 use crate::support::*;
 
 /// The end-to-end cases every networked database backend runs, in the
 /// module that expands it: `$backend` is the `storage.backend` value, `$db`
 /// a type whose `create().await` gives a fresh database with a `url()`,
 /// `$first_step` the label of the backend's first migration.
-#[cfg(any(feature = "postgres", feature = "mongo"))]
 macro_rules! database_backend_cases {
     ($backend:literal, $db:ty, $first_step:literal) => {
         fn env(url: &str) -> Vec<(&'static str, String)> {
@@ -205,7 +201,6 @@ mod postgres {
 /// With `auto_migrate = false`, `serve` refuses a fresh database and names
 /// the command; `tessera migrate` applies `first_step` first and is then a
 /// no-op; afterwards the server starts.
-#[cfg(any(feature = "postgres", feature = "mongo"))]
 pub async fn serve_refuses_an_old_schema_until_migrated(env: &[(&str, String)], first_step: &str) {
     let mut manual = env.to_vec();
     manual.push(("TESSERA_STORAGE__AUTO_MIGRATE", "false".into()));

@@ -7,11 +7,13 @@ mod admin;
 mod cli;
 mod code_flow;
 mod connections;
+#[cfg(any(feature = "postgres", feature = "mongo"))]
 mod databases;
 mod factors;
 mod keys;
 mod limits;
 mod mail;
+#[cfg(any(feature = "postgres", feature = "mongo"))]
 mod outage;
 mod replicas;
 mod restart;

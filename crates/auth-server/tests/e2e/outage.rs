@@ -5,7 +5,6 @@ use crate::support::*;
 /// A server whose database sits behind `proxy`: cutting the proxy gives 503
 /// problem responses (no hang) and a failing `/readyz`; restoring it brings
 /// everything back without a restart.
-#[cfg(any(feature = "postgres", feature = "mongo"))]
 pub async fn outage_gives_503_and_recovery_needs_no_restart(
     env: &[(&str, String)],
     proxy: &proxy::Proxy,
@@ -49,7 +48,6 @@ pub async fn outage_gives_503_and_recovery_needs_no_restart(
     server.stop();
 }
 
-#[cfg(any(feature = "postgres", feature = "mongo"))]
 /// A TCP proxy in front of a database that the test can cut and restore,
 /// so an outage is simulated without stopping the shared server.
 pub mod proxy {
