@@ -199,11 +199,12 @@ async fn revocation_looks_up_the_hinted_kind_first_and_falls_back_to_the_other()
     let (service, calls) = service_with(SessionPolicy::default());
     register(&service, "erin").await;
 
-    // An access token needs no store lookup to find its session.
+    // An access token needs no store lookup to find its session; every
+    // revocation that ends a session is audited.
     let grant = service.login("erin", PASSWORD, None).await.unwrap();
     calls.take();
     service.revoke(&grant.access.token, None).await.unwrap();
-    assert_eq!(calls.take(), ["revoke_session"]);
+    assert_eq!(calls.take(), ["revoke_session", "append_audit"]);
 
     // A wrong hint costs one lookup, then the other kind is tried.
     let grant = service.login("erin", PASSWORD, None).await.unwrap();
@@ -212,7 +213,10 @@ async fn revocation_looks_up_the_hinted_kind_first_and_falls_back_to_the_other()
         .revoke(&grant.access.token, Some(TokenKind::Refresh))
         .await
         .unwrap();
-    assert_eq!(calls.take(), ["find_refresh_token", "revoke_session"]);
+    assert_eq!(
+        calls.take(),
+        ["find_refresh_token", "revoke_session", "append_audit"]
+    );
     assert!(service.current_user(&grant.access.token).await.is_err());
 
     // A refresh token under the access hint: verification fails, then lookup.
@@ -222,7 +226,10 @@ async fn revocation_looks_up_the_hinted_kind_first_and_falls_back_to_the_other()
         .revoke(grant.refresh.expose(), Some(TokenKind::Access))
         .await
         .unwrap();
-    assert_eq!(calls.take(), ["find_refresh_token", "revoke_session"]);
+    assert_eq!(
+        calls.take(),
+        ["find_refresh_token", "revoke_session", "append_audit"]
+    );
     assert!(service.refresh(grant.refresh.expose()).await.is_err());
     calls.take();
 

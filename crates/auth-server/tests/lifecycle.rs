@@ -421,7 +421,12 @@ async fn discovery_documents_describe_the_server() {
     );
     assert_eq!(
         meta.body["grant_types_supported"],
-        json!(["authorization_code", "refresh_token", "password"])
+        json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "password"
+        ])
     );
     assert_eq!(
         meta.body["token_endpoint_auth_methods_supported"],
