@@ -166,6 +166,17 @@ impl BrowserSession {
     }
 }
 
+/// What a person allowed a client that is not first-party: remembered so
+/// the consent page is not shown again for the same scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub client_id: String,
+    /// Normalised (sorted, space-separated); empty when no scope was asked.
+    pub scope: String,
+    /// When it was last granted or widened.
+    pub granted_at: DateTime<Utc>,
+}
+
 /// RFC 7636 §4.2: `code_challenge` for S256 is 43 base64url characters.
 pub fn is_s256_challenge(challenge: &str) -> bool {
     challenge.len() == 43

@@ -88,6 +88,9 @@ pub enum AuthError {
     /// No such session of this account.
     #[error("no such session")]
     SessionNotFound,
+    /// The account has not allowed this client anything.
+    #[error("this client has no consent to withdraw")]
+    ConsentNotFound,
     /// Recovery codes need a factor to recover.
     #[error("the account has no second factor")]
     NoSecondFactor,

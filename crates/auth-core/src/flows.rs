@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::audit::{Actor, Audited, Outcome};
 use crate::authorize::{
     is_s256_challenge, scope_covers, scope_union, AuthorizationCode, AuthorizationParams,
-    BrowserSession, CodeGrant, PendingAuthorization, Prompt,
+    BrowserSession, CodeGrant, Consent, PendingAuthorization, Prompt,
 };
 use crate::client::{Client, GrantType};
 use crate::error::AuthError;
@@ -171,6 +171,14 @@ pub enum Step {
 pub struct Progress {
     pub signed_in: bool,
     pub consented: bool,
+}
+
+/// A client the person allowed, as the account page lists it.
+#[derive(Debug, Clone)]
+pub struct AllowedApp {
+    /// The client's display name.
+    pub name: String,
+    pub consent: Consent,
 }
 
 /// A browser sign-in session as the cookie carries it.
@@ -540,6 +548,39 @@ impl<S: Store> AuthService<S> {
         )
         .await;
         Ok(())
+    }
+
+    /// The clients `user` has allowed, each with its display name (the id
+    /// when the client has since been deleted), by client id.
+    pub async fn allowed_apps(&self, user: &User) -> Result<Vec<AllowedApp>, AuthError> {
+        let consents = self.store().list_consents(user.id).await?;
+        let mut apps = Vec::with_capacity(consents.len());
+        for consent in consents {
+            let name = match self.find_client(&consent.client_id).await? {
+                Some((client, _)) => client.name,
+                None => consent.client_id.clone(),
+            };
+            apps.push(AllowedApp { name, consent });
+        }
+        Ok(apps)
+    }
+
+    /// Withdraws what `user` allowed `client_id`: the client's sessions for
+    /// this person end at once and its next authorization asks again.
+    /// Returns how many sessions ended; [`AuthError::ConsentNotFound`] when
+    /// nothing was allowed (then nothing changes).
+    pub async fn withdraw_consent(&self, user: &User, client_id: &str) -> Result<u64, AuthError> {
+        let revoked = self
+            .store()
+            .revoke_consent(user.id, client_id, Utc::now())
+            .await?
+            .ok_or(AuthError::ConsentNotFound)?;
+        self.audit(
+            Audited::new(Actor::User(user.id), "consent.revoked", Outcome::Success)
+                .on_client(client_id),
+        )
+        .await;
+        Ok(revoked)
     }
 
     /// The answer for a person who pressed **Deny**.

@@ -35,15 +35,15 @@ pub mod validation;
 pub use admin::{Page, UserChange, UserSessions, MAX_PAGE};
 pub use audit::{Actor, AuditEvent, AuditQuery, Audited, Origin, Outcome};
 pub use authorize::{
-    AuthorizationCode, AuthorizationParams, BrowserSession, CodeGrant, CodeRedemption,
+    AuthorizationCode, AuthorizationParams, BrowserSession, CodeGrant, CodeRedemption, Consent,
     PendingAuthorization, Prompt,
 };
 pub use client::{Client, ClientRegistration, GrantType};
 pub use error::AuthError;
 pub use factors::{Ceremony, CeremonyKind, Factor, FactorKey, FactorKind};
 pub use flows::{
-    AuthorizationQuery, AuthorizeError, AuthorizeErrorCode, BrowserSignIn, ClientRedirect,
-    Progress, Step,
+    AllowedApp, AuthorizationQuery, AuthorizeError, AuthorizeErrorCode, BrowserSignIn,
+    ClientRedirect, Progress, Step,
 };
 pub use id_token::{IdClaims, IdTokenIssuer, ProfileClaims};
 pub use keys::{KeyError, PublicJwk, SigningAlgorithm};

@@ -13,7 +13,7 @@ use crate::audit::{Actor, Audited, Outcome};
 use crate::authorize::BrowserSession;
 use crate::error::AuthError;
 use crate::factors::{self, Ceremony, CeremonyKind, Factor, FactorKey, FactorKind, CEREMONY_TTL};
-use crate::flows::BrowserSignIn;
+use crate::flows::{AllowedApp, BrowserSignIn};
 use crate::id_token::{AMR_MFA, AMR_OTP, AMR_PASSWORD};
 use crate::model::{Session, User};
 use crate::refresh::OpaqueToken;
@@ -102,6 +102,8 @@ pub struct AccountOverview {
     pub recovery_codes_left: u64,
     pub sessions: Vec<Session>,
     pub browser_sessions: Vec<BrowserSession>,
+    /// Clients the person allowed (consent), which they can withdraw.
+    pub allowed_apps: Vec<AllowedApp>,
 }
 
 /// Which of the person's sessions to end.
@@ -458,11 +460,13 @@ impl<S: Store> AuthService<S> {
         let factors = store.list_factors(user.id).await?;
         let recovery_codes_left = store.count_recovery_codes(user.id).await?;
         let (sessions, browser_sessions) = store.list_user_sessions(user.id, Utc::now()).await?;
+        let allowed_apps = self.allowed_apps(user).await?;
         Ok(AccountOverview {
             factors,
             recovery_codes_left,
             sessions,
             browser_sessions,
+            allowed_apps,
         })
     }
 

@@ -17,7 +17,9 @@ use uuid::Uuid;
 use chrono::{DateTime, Utc};
 
 use crate::audit::{AuditEvent, AuditQuery};
-use crate::authorize::{AuthorizationCode, BrowserSession, CodeRedemption, PendingAuthorization};
+use crate::authorize::{
+    AuthorizationCode, BrowserSession, CodeRedemption, Consent, PendingAuthorization,
+};
 use crate::client::Client;
 use crate::factors::{Ceremony, Factor};
 use crate::lifecycle::{AccountChange, EmailLink};
@@ -390,6 +392,21 @@ port! {
             scope: &str,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError>;
+
+        /// Every client `user_id` has allowed, by client id.
+        fn list_consents(&self, user_id: Uuid) -> Result<Vec<Consent>, StoreError>;
+
+        /// Withdraws what `user_id` allowed `client_id` and revokes, at
+        /// `now`, the user's active sessions of that client, so the client
+        /// keeps no access it was given (a new authorization asks again).
+        /// `None`, changing nothing, when no consent was remembered;
+        /// otherwise how many sessions were revoked.
+        fn revoke_consent(
+            &self,
+            user_id: Uuid,
+            client_id: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Option<u64>, StoreError>;
 
         /// Deletes pending requests, codes and browser sessions that expired
         /// before `now`; returns how many records went.

@@ -193,6 +193,103 @@ async fn the_code_flow_signs_in_asks_consent_and_returns_a_code_with_state_and_i
 }
 
 #[tokio::test]
+async fn removing_an_apps_access_on_the_account_page_signs_it_out_and_asks_again() {
+    use auth_core::store::AuditStore as _;
+    let app = app();
+    let mut browser = Browser::new(&app);
+    app.register("cleo", "cleo@example.org").await;
+    let start = browser.get(&web_request("")).await;
+    let signed_in = browser.sign_in(&location(&start), "cleo").await;
+    let allowed = browser
+        .submit(&location(&signed_in), "decision=allow")
+        .await;
+    let code = params_of(&location(&allowed))["code"].clone();
+    let tokens = redeem(&app, &code, &web_post_auth()).await;
+    let refresh = tokens.body["refresh_token"].as_str().unwrap().to_owned();
+    let basic = STANDARD.encode(format!("web:{WEB_SECRET}"));
+
+    let account = browser.get("/account").await;
+    assert_eq!(account.status, StatusCode::OK, "{}", account.text);
+    assert!(account.text.contains("Apps you've allowed"));
+    assert!(account.text.contains("<strong>Web Shop</strong>"));
+    assert!(account.text.contains("See your email address"));
+    assert!(account.text.contains("Stay signed in"));
+    let csrf = hidden(&account.text, "csrf_token");
+
+    // Without the page's CSRF token: refused, nothing changes.
+    let forged = browser.post("/account/apps/remove", "client=web").await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let still = token_with_basic(
+        &app,
+        &basic,
+        format!("grant_type=refresh_token&refresh_token={refresh}"),
+    )
+    .await;
+    assert_eq!(still.status, StatusCode::OK, "{}", still.text);
+    let refresh = still.body["refresh_token"].as_str().unwrap().to_owned();
+
+    let removed = browser
+        .post(
+            "/account/apps/remove",
+            &format!("csrf_token={csrf}&client=web"),
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.text);
+    assert_eq!(location(&removed), "/account");
+    let after = token_with_basic(
+        &app,
+        &basic,
+        format!("grant_type=refresh_token&refresh_token={refresh}"),
+    )
+    .await;
+    assert_eq!(
+        after.status,
+        StatusCode::BAD_REQUEST,
+        "the app is signed out"
+    );
+    assert_eq!(after.body["error"], "invalid_grant");
+    let account = browser.get("/account").await;
+    assert!(!account.text.contains("Remove access for Web Shop"));
+    assert!(account.text.contains("When an app asks for access"));
+
+    // Its next request asks for consent again; removing twice is a 404 page.
+    let again = browser.get(&web_request("")).await;
+    assert!(
+        location(&again).starts_with("/consent?"),
+        "{}",
+        location(&again)
+    );
+    let twice = browser
+        .post(
+            "/account/apps/remove",
+            &format!("csrf_token={csrf}&client=web"),
+        )
+        .await;
+    assert_eq!(twice.status, StatusCode::NOT_FOUND);
+    assert!(twice.text.contains("already removed"), "{}", twice.text);
+
+    let cleo = app.state.service.find_user("cleo").await.unwrap();
+    let audited = app
+        .state
+        .service
+        .store()
+        .query_audit(&auth_core::AuditQuery {
+            action: Some("consent.revoked".into()),
+            limit: 10,
+            ..auth_core::AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        audited.len(),
+        1,
+        "one record, for the withdrawal that happened"
+    );
+    assert_eq!(audited[0].actor, format!("user:{}", cleo.id));
+    assert_eq!(audited[0].target.as_deref(), Some("client:web"));
+}
+
+#[tokio::test]
 async fn the_refresh_token_stays_with_its_client() {
     let app = app();
     let code = code_for(&app, "ben").await;

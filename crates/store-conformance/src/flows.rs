@@ -313,6 +313,78 @@ pub async fn consent_is_kept_per_user_and_client_and_replaced<S: Store>(store: &
     );
 }
 
+pub async fn withdrawn_consent_is_forgotten_and_ends_that_clients_sessions<S: Store>(store: &S) {
+    let alice = stored_user(store, "withdraws").await;
+    let bob = stored_user(store, "keeps").await;
+    let at = now();
+    for (user, client, scope) in [
+        (alice, "webapp", "openid"),
+        (alice, "another", "email openid"),
+        (bob, "webapp", "openid"),
+    ] {
+        store
+            .save_consent(user, client, scope, at)
+            .await
+            .expect("save");
+    }
+    let listed = store.list_consents(alice).await.expect("list");
+    let clients: Vec<&str> = listed.iter().map(|c| c.client_id.as_str()).collect();
+    assert_eq!(clients, ["another", "webapp"], "by client id, alice's only");
+    assert_eq!(listed[0].scope, "email openid");
+    assert!((listed[0].granted_at - at).num_milliseconds().abs() <= 1);
+
+    let webapp = session_of_client(store, alice, None, "webapp", "webapp").await;
+    let ended_before = session_of_client(store, alice, None, "webapp", "ended").await;
+    assert!(store
+        .revoke_session(ended_before.id, now())
+        .await
+        .expect("revoke"));
+    let another = session_of_client(store, alice, None, "another", "another").await;
+    let bobs = session_of_client(store, bob, None, "webapp", "bob").await;
+
+    let revoked = store
+        .revoke_consent(alice, "webapp", now())
+        .await
+        .expect("withdraw");
+    assert_eq!(revoked, Some(1), "the one active session of that client");
+    assert_eq!(
+        store.find_consent(alice, "webapp").await.expect("find"),
+        None
+    );
+    let left = store.list_consents(alice).await.expect("list");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].client_id, "another");
+    assert_eq!(
+        store.find_consent(bob, "webapp").await.expect("find"),
+        Some("openid".into()),
+        "another person's consent stays"
+    );
+    for (session, active) in [(&webapp, false), (&another, true), (&bobs, true)] {
+        let found = store
+            .find_active_session(session.id, now())
+            .await
+            .expect("find");
+        assert_eq!(found.is_some(), active, "{}", session.client_id);
+    }
+
+    // Nothing remembered: nothing changes, not even the client's sessions.
+    let unconsented = session_of_client(store, alice, None, "first-party", "fp").await;
+    for client in ["webapp", "first-party"] {
+        assert_eq!(
+            store
+                .revoke_consent(alice, client, now())
+                .await
+                .expect("again"),
+            None
+        );
+    }
+    assert!(store
+        .find_active_session(unconsented.id, now())
+        .await
+        .expect("find")
+        .is_some());
+}
+
 pub async fn purging_flows_removes_only_what_expired<S: Store>(store: &S) {
     let user_id = stored_user(store, "purged").await;
     let live_request = pending(Duration::minutes(10));
@@ -380,6 +452,16 @@ async fn session_from<S: Store>(
     browser: Option<Uuid>,
     seed: &str,
 ) -> auth_core::Session {
+    session_of_client(store, user_id, browser, "webapp", seed).await
+}
+
+async fn session_of_client<S: Store>(
+    store: &S,
+    user_id: Uuid,
+    browser: Option<Uuid>,
+    client_id: &str,
+    seed: &str,
+) -> auth_core::Session {
     let at = now();
     let first = crate::sessions::token(seed, at, Duration::days(1));
     let session = auth_core::Session {
@@ -389,10 +471,14 @@ async fn session_from<S: Store>(
         expires_at: first.expires_at,
         revoked_at: None,
         scope: Some("openid".into()),
-        client_id: "webapp".into(),
+        client_id: String::new(),
         auth_time: Some(at),
         amr: Some("pwd".into()),
         browser_session_id: browser,
+    };
+    let session = auth_core::Session {
+        client_id: client_id.into(),
+        ..session
     };
     store
         .create_session(&session, &first)

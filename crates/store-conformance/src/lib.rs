@@ -70,6 +70,7 @@ macro_rules! conformance_tests {
                 flows::ending_a_browser_session_forgets_it,
                 flows::browser_sessions_and_consent_need_a_user_and_go_with_it,
                 flows::consent_is_kept_per_user_and_client_and_replaced,
+                flows::withdrawn_consent_is_forgotten_and_ends_that_clients_sessions,
                 flows::purging_flows_removes_only_what_expired,
                 flows::signing_a_browser_out_ends_the_sessions_it_started,
                 mail::a_registration_writes_the_user_its_link_and_its_message,

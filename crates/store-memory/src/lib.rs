@@ -15,9 +15,9 @@ use auth_core::store::{
 };
 use auth_core::{
     AccountChange, AuditEvent, AuditQuery, AuthorizationCode, BrowserSession, Ceremony, Client,
-    CodeRedemption, Consumed, EmailLink, Factor, FactorKind, MailOutcome, NewRefreshToken, NewUser,
-    OutgoingMail, PendingAuthorization, QueuedMail, RefreshTokenRecord, Session, ThrottleState,
-    TokenDigest, User, UserQuery,
+    CodeRedemption, Consent, Consumed, EmailLink, Factor, FactorKind, MailOutcome, NewRefreshToken,
+    NewUser, OutgoingMail, PendingAuthorization, QueuedMail, RefreshTokenRecord, Session,
+    ThrottleState, TokenDigest, User, UserQuery,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -36,8 +36,8 @@ struct Tables {
     /// Each code with whether it was used.
     codes: HashMap<TokenDigest, (AuthorizationCode, bool)>,
     browser_sessions: HashMap<TokenDigest, BrowserSession>,
-    /// (user, client) -> granted scope.
-    consents: HashMap<(Uuid, String), String>,
+    /// (user, client) -> what was granted; ordered so a user's are adjacent.
+    consents: BTreeMap<(Uuid, String), Consent>,
     outbox: HashMap<Uuid, OutboxRow>,
     email_links: HashMap<TokenDigest, EmailLink>,
     factors: BTreeMap<Uuid, Factor>,
@@ -616,7 +616,7 @@ impl FlowStore for MemoryStore {
             .lock()?
             .consents
             .get(&(user_id, client_id.to_owned()))
-            .cloned())
+            .map(|consent| consent.scope.clone()))
     }
 
     async fn save_consent(
@@ -624,16 +624,59 @@ impl FlowStore for MemoryStore {
         user_id: Uuid,
         client_id: &str,
         scope: &str,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tables = self.lock()?;
         if !tables.users.contains_key(&user_id) {
             return Err(StoreError::NotFound);
         }
-        tables
-            .consents
-            .insert((user_id, client_id.to_owned()), scope.to_owned());
+        tables.consents.insert(
+            (user_id, client_id.to_owned()),
+            Consent {
+                client_id: client_id.to_owned(),
+                scope: scope.to_owned(),
+                granted_at: now,
+            },
+        );
         Ok(())
+    }
+
+    async fn list_consents(&self, user_id: Uuid) -> Result<Vec<Consent>, StoreError> {
+        Ok(self
+            .lock()?
+            .consents
+            .range((user_id, String::new())..)
+            .take_while(|((user, _), _)| *user == user_id)
+            .map(|(_, consent)| consent.clone())
+            .collect())
+    }
+
+    async fn revoke_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut tables = self.lock()?;
+        if tables
+            .consents
+            .remove(&(user_id, client_id.to_owned()))
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let mut revoked = 0;
+        for session in tables.sessions.values_mut() {
+            if session.user_id == user_id
+                && session.client_id == client_id
+                && session.revoked_at.is_none()
+                && session.expires_at > now
+            {
+                session.revoked_at = Some(now);
+                revoked += 1;
+            }
+        }
+        Ok(Some(revoked))
     }
 
     async fn purge_flows(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -7,8 +7,9 @@
 
 use auth_core::store::{from_stored_json, to_stored_json};
 use auth_core::{
-    AuthorizationCode, BrowserSession, Client, NewRefreshToken, NewUser, PendingAuthorization,
-    RefreshTokenRecord, Session, StoreError, ThrottleState, TokenDigest, User,
+    AuthorizationCode, BrowserSession, Client, Consent, NewRefreshToken, NewUser,
+    PendingAuthorization, RefreshTokenRecord, Session, StoreError, ThrottleState, TokenDigest,
+    User,
 };
 use auth_core::{Ceremony, CeremonyKind, Factor, FactorKind};
 use auth_core::{EmailLink, LinkPurpose, OutgoingMail, QueuedMail};
@@ -577,6 +578,16 @@ pub(crate) struct ConsentDoc {
     pub client_id: String,
     pub scope: String,
     pub granted_at: bson::DateTime,
+}
+
+impl From<ConsentDoc> for Consent {
+    fn from(doc: ConsentDoc) -> Self {
+        Consent {
+            client_id: doc.client_id,
+            scope: doc.scope,
+            granted_at: time(doc.granted_at),
+        }
+    }
 }
 
 pub(crate) fn consent_key(user_id: Uuid, client_id: &str) -> String {

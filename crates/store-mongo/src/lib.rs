@@ -17,7 +17,7 @@ use auth_core::store::{
     ThrottleStore, ThrottleUpdate, UserStore,
 };
 use auth_core::{
-    AuthorizationCode, BrowserSession, Client as OAuthClient, CodeRedemption, Consumed,
+    AuthorizationCode, BrowserSession, Client as OAuthClient, CodeRedemption, Consent, Consumed,
     NewRefreshToken, NewUser, PendingAuthorization, RefreshTokenRecord, Session, ThrottleState,
     TokenDigest, User, UserQuery,
 };
@@ -956,6 +956,57 @@ impl FlowStore for MongoStore {
                 .await
                 .map_err(map_error)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn list_consents(&self, user_id: Uuid) -> Result<Vec<Consent>, StoreError> {
+        self.bounded(async {
+            let consents: Vec<ConsentDoc> = self
+                .consents()
+                .find(doc! { "user_id": bson_uuid(user_id) })
+                .sort(doc! { "client_id": 1 })
+                .await
+                .map_err(map_error)?
+                .try_collect()
+                .await
+                .map_err(map_error)?;
+            Ok(consents.into_iter().map(Consent::from).collect())
+        })
+        .await
+    }
+
+    /// Two writes without a transaction: the consent goes first, so no new
+    /// authorization is given without asking while the sessions are revoked.
+    async fn revoke_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        self.bounded(async {
+            let withdrawn = self
+                .consents()
+                .delete_one(doc! { "_id": consent_key(user_id, client_id) })
+                .await
+                .map_err(map_error)?;
+            if withdrawn.deleted_count == 0 {
+                return Ok(None);
+            }
+            let revoked = self
+                .sessions()
+                .update_many(
+                    doc! {
+                        "user_id": bson_uuid(user_id),
+                        "client_id": client_id,
+                        "revoked_at": Bson::Null,
+                        "expires_at": { "$gt": bson_time(now) },
+                    },
+                    doc! { "$set": { "revoked_at": bson_time(now) } },
+                )
+                .await
+                .map_err(map_error)?;
+            Ok(Some(revoked.modified_count))
         })
         .await
     }

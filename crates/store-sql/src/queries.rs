@@ -12,8 +12,9 @@ use auth_core::{
     AccountChange, Ceremony, EmailLink, Factor, MailOutcome, OutgoingMail, QueuedMail,
 };
 use auth_core::{
-    AuthorizationCode, BrowserSession, Client, CodeRedemption, Consumed, NewRefreshToken, NewUser,
-    PendingAuthorization, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User, UserQuery,
+    AuthorizationCode, BrowserSession, Client, CodeRedemption, Consent, Consumed, NewRefreshToken,
+    NewUser, PendingAuthorization, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User,
+    UserQuery,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -24,7 +25,7 @@ use crate::rows::{
     ThrottleRow, TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSIONS_WITH_USERS,
     SESSION_COLUMNS, THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
 };
-use crate::rows::{AuditRow, AUDIT_COLUMNS};
+use crate::rows::{AuditRow, ConsentRow, AUDIT_COLUMNS};
 use crate::rows::{
     BrowserSessionRow, CeremonyRow, FactorRow, SessionRow, CEREMONY_COLUMNS, FACTOR_COLUMNS,
 };
@@ -788,6 +789,48 @@ impl FlowStore for SqlStore<Db> {
         .await
         .map_err(map_error)?;
         Ok(())
+    }
+
+    async fn list_consents(&self, user_id: Uuid) -> Result<Vec<Consent>, StoreError> {
+        let rows = sqlx::query_as::<_, ConsentRow>(
+            "SELECT client_id, scope, granted_at FROM consents \
+             WHERE user_id = $1 ORDER BY client_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(rows.into_iter().map(Consent::from).collect())
+    }
+
+    async fn revoke_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let withdrawn = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        if withdrawn.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let revoked = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 \
+             WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(Db::time(now))
+        .bind(user_id)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some(revoked.rows_affected()))
     }
 
     async fn purge_flows(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

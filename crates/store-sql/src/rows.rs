@@ -3,8 +3,8 @@
 use auth_core::store::from_stored_json;
 use auth_core::store::StoreError;
 use auth_core::{
-    AuthorizationCode, BrowserSession, Client, Consumed, PendingAuthorization, RefreshTokenRecord,
-    Session, ThrottleState, TokenDigest, User,
+    AuthorizationCode, BrowserSession, Client, Consent, Consumed, PendingAuthorization,
+    RefreshTokenRecord, Session, ThrottleState, TokenDigest, User,
 };
 use auth_core::{Ceremony, CeremonyKind, Factor, FactorKind};
 use auth_core::{EmailLink, LinkPurpose, OutgoingMail, QueuedMail};
@@ -86,6 +86,24 @@ pub const TOKEN_COLUMNS: &str = "t.digest AS token_digest, t.session_id AS token
     t.issued_at AS token_issued_at, t.expires_at AS token_expires_at, \
     t.used_at AS token_used_at, t.successor_digest AS token_successor_digest, \
     t.successor_sealed AS token_successor_sealed";
+
+/// A `consents` row.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ConsentRow {
+    pub client_id: String,
+    pub scope: String,
+    pub granted_at: DateTime<Utc>,
+}
+
+impl From<ConsentRow> for Consent {
+    fn from(row: ConsentRow) -> Self {
+        Consent {
+            client_id: row.client_id,
+            scope: row.scope,
+            granted_at: row.granted_at,
+        }
+    }
+}
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct SessionRow {

@@ -204,7 +204,7 @@ impl From<AuthError> for ProblemResponse {
                 Self::from_status(StatusCode::UNAUTHORIZED, err.to_string())
             }
             AuthError::CeremonyExpired => Self::from_status(StatusCode::GONE, err.to_string()),
-            AuthError::FactorNotFound | AuthError::SessionNotFound => {
+            AuthError::FactorNotFound | AuthError::SessionNotFound | AuthError::ConsentNotFound => {
                 Self::from_status(StatusCode::NOT_FOUND, err.to_string())
             }
             AuthError::NoSecondFactor | AuthError::PasskeysUnavailable => {
@@ -339,6 +339,7 @@ impl From<AuthError> for OAuthError {
             | AuthError::CeremonyExpired
             | AuthError::FactorNotFound
             | AuthError::SessionNotFound
+            | AuthError::ConsentNotFound
             | AuthError::NoSecondFactor
             | AuthError::PasskeysUnavailable
             | AuthError::PasskeyRefused(_) => {

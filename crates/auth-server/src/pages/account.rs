@@ -18,6 +18,7 @@ use poem::http::{Method, StatusCode};
 use poem::{Endpoint, Request, Response};
 use uuid::Uuid;
 
+use super::describe_scope;
 use super::flow::{browser_session, field, see_other, with_cookie};
 use crate::api::body::FormParams;
 use crate::api::AppState;
@@ -109,6 +110,13 @@ impl<S: Store> Account<'_, S> {
                     None => Err(AuthError::FactorNotFound),
                 }
             }
+            "/apps/remove" => match field(form, "client").filter(|c| !c.is_empty()) {
+                Some(client_id) => service
+                    .withdraw_consent(self.user, client_id)
+                    .await
+                    .map(|_| ()),
+                None => Err(AuthError::ConsentNotFound),
+            },
             "/sessions/end" => match parse_session(field(form, "session")) {
                 Some(which) => {
                     let own_browser = which == SessionRef::Browser(self.session.id);
@@ -134,7 +142,9 @@ impl<S: Store> Account<'_, S> {
         };
         match result {
             Ok(()) => see_other(PATH),
-            Err(AuthError::FactorNotFound | AuthError::SessionNotFound) => {
+            Err(
+                AuthError::FactorNotFound | AuthError::SessionNotFound | AuthError::ConsentNotFound,
+            ) => {
                 self.overview(
                     StatusCode::NOT_FOUND,
                     Some("That was already removed or signed out."),
@@ -195,6 +205,28 @@ impl<S: Store> Account<'_, S> {
                 }
             })
             .collect();
+        let allowed: Vec<Value> = overview
+            .allowed_apps
+            .iter()
+            .map(|app| {
+                let abilities: Vec<String> = app
+                    .consent
+                    .scope
+                    .split_whitespace()
+                    .map(|scope| describe_scope(scope).0)
+                    .collect();
+                context! {
+                    client_id => &app.consent.client_id,
+                    name => &app.name,
+                    abilities => if abilities.is_empty() {
+                        "Know who you are".to_owned()
+                    } else {
+                        abilities.join(" · ")
+                    },
+                    since => when(app.consent.granted_at),
+                }
+            })
+            .collect();
         self.state.pages.page(
             status,
             "account.html",
@@ -210,6 +242,7 @@ impl<S: Store> Account<'_, S> {
                 recovery_codes_left => overview.recovery_codes_left,
                 browsers,
                 apps,
+                allowed,
                 error,
                 notice,
             },

@@ -81,6 +81,27 @@ def test_authlib_completes_the_code_flow_without_javascript(tessera, browser):
     url, _, _ = start(tessera, session)
     page.goto(url)
     assert "code=" in wait_for_callback(page, tessera)
+
+    # The account page lists the app; removing its access signs it out and
+    # its next request asks again.
+    page.goto(f"{tessera.url}/account")
+    expect(page.get_by_role("heading", name="Apps you've allowed")).to_be_visible()
+    page.get_by_role("button", name="Remove access for Acme Web").click()
+    expect(page.get_by_text("When an app asks for access")).to_be_visible()
+    refused = requests.post(
+        f"{tessera.url}/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refreshed["refresh_token"],
+            "client_id": "webapp",
+            "client_secret": WEB_SECRET,
+        },
+        timeout=10,
+    )
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    url, _, _ = start(tessera, session)
+    page.goto(url)
+    expect(page.get_by_role("button", name="Allow")).to_be_visible()
     context.close()
 
 
