@@ -44,6 +44,7 @@ macro_rules! conformance_tests {
                 users::ping_answers,
                 users::user_pages_follow_byte_order_of_the_username_key,
                 users::user_search_matches_a_prefix_of_username_or_email,
+                users::listed_accounts_read_back_whole,
                 users::user_pages_stay_stable_while_accounts_are_inserted,
                 users::update_email_moves_the_address_or_conflicts,
                 sessions::created_session_is_found_active_with_its_user,

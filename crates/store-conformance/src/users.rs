@@ -289,6 +289,36 @@ pub async fn user_pages_follow_byte_order_of_the_username_key<S: Store>(store: &
         .is_empty());
 }
 
+pub async fn listed_accounts_read_back_whole<S: Store>(store: &S) {
+    let plain = new_user("plain", "plain@x.org");
+    let flagged = new_user("Flagged", "\"Q\\uote\"@jürgen.example");
+    for user in [&plain, &flagged] {
+        store.insert_user(user).await.expect("insert");
+    }
+    store.set_disabled(flagged.id, true).await.expect("disable");
+    store
+        .update_email(flagged.id, "Ünï@jürgen.example", "ünï@jürgen.example", true)
+        .await
+        .expect("verify");
+    let listed = store
+        .search_users(&UserQuery::search(None, None, 10))
+        .await
+        .expect("search users");
+    let mut expected = Vec::new();
+    for user in [&flagged, &plain] {
+        expected.push(
+            store
+                .find_user_by_id(user.id)
+                .await
+                .expect("find")
+                .expect("present"),
+        );
+    }
+    assert_eq!(listed, expected, "every field, as a lookup by id reads it");
+    assert!(listed[0].disabled && listed[0].email_verified);
+    assert!(!listed[1].disabled && !listed[1].email_verified);
+}
+
 pub async fn user_search_matches_a_prefix_of_username_or_email<S: Store>(store: &S) {
     for (name, email) in [
         ("carol", "c@x.org"),

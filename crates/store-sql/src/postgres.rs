@@ -65,6 +65,10 @@ impl Dialect for Postgres {
 
     type Time = DateTime<Utc>;
 
+    fn user_page_as_json(_page: &str) -> Option<String> {
+        None
+    }
+
     fn time(at: DateTime<Utc>) -> DateTime<Utc> {
         at
     }

@@ -308,23 +308,51 @@ impl UserStore for SqlStore<Db> {
     }
 
     async fn search_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
-        let sql = user_search_sql(Db::BYTE_ORDER, query);
-        let mut statement = sqlx::query_as::<_, UserRow>(&sql);
-        if let Some(after) = &query.after {
-            statement = statement.bind(after.as_str());
-        }
-        if let Some(prefix) = &query.prefix {
-            statement = statement
-                .bind(prefix.as_str())
-                .bind(format!("{prefix}{}", char::MAX));
-        }
-        let rows = statement
-            .bind(i64::from(query.limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_error)?;
+        let page = user_search_sql(Db::BYTE_ORDER, query);
+        let texts = user_search_texts(query);
+        let limit = i64::from(query.limit);
+        let rows: Vec<UserRow> = match Db::user_page_as_json(&page) {
+            Some(sql) => {
+                let mut statement = sqlx::query_scalar::<_, String>(&sql);
+                for text in &texts {
+                    statement = statement.bind(text.as_str());
+                }
+                let json = statement
+                    .bind(limit)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_error)?;
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Other(format!("unreadable account page: {e}")))?
+            }
+            None => {
+                let mut statement = sqlx::query_as::<_, UserRow>(&page);
+                for text in &texts {
+                    statement = statement.bind(text.as_str());
+                }
+                statement
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_error)?
+            }
+        };
         Ok(rows.into_iter().map(User::from).collect())
     }
+}
+
+/// The text parameters of [`user_search_sql`], in its order (the limit
+/// comes last): the cursor, then a prefix's range.
+fn user_search_texts(query: &UserQuery) -> Vec<String> {
+    let mut texts = Vec::new();
+    if let Some(after) = &query.after {
+        texts.push(after.clone());
+    }
+    if let Some(prefix) = &query.prefix {
+        texts.push(prefix.clone());
+        texts.push(format!("{prefix}{}", char::MAX));
+    }
+    texts
 }
 
 /// The account-list statement for the filters this query has: its shape
@@ -353,7 +381,9 @@ fn user_search_sql(byte_order: &str, query: &UserQuery) -> String {
     } else {
         format!(" WHERE {}", conditions.join(" AND "))
     };
-    format!("SELECT {USER_COLUMNS} FROM users{filter} ORDER BY {username} LIMIT ${next}")
+    format!(
+        "SELECT {USER_COLUMNS}, username_key FROM users{filter} ORDER BY {username} LIMIT ${next}"
+    )
 }
 
 impl SessionStore for SqlStore<Db> {

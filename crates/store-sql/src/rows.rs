@@ -16,8 +16,9 @@ use uuid::Uuid;
 pub const USER_COLUMNS: &str =
     "id, username, email, password_hash, created_at, disabled, email_verified";
 
-/// A `users` row as both dialects return it.
-#[derive(Debug, sqlx::FromRow)]
+/// A `users` row as both dialects return it, as a row or as a JSON object
+/// (an account-list page, see `Dialect::user_page_as_json`).
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
 pub struct UserRow {
     pub id: Uuid,
     pub username: String,

@@ -73,6 +73,17 @@ impl Dialect for Sqlite {
     /// Fixed-width RFC 3339 UTC text (`YYYY-MM-DDTHH:MM:SS.ffffffZ`).
     type Time = String;
 
+    fn user_page_as_json(page: &str) -> Option<String> {
+        Some(format!(
+            "SELECT json_group_array(json_object(\
+             'id', lower(hex(id)), 'username', username, 'email', email, \
+             'password_hash', password_hash, 'created_at', created_at, \
+             'disabled', CASE WHEN disabled THEN json('true') ELSE json('false') END, \
+             'email_verified', CASE WHEN email_verified THEN json('true') ELSE json('false') END\
+             ) ORDER BY username_key) FROM ({page}) AS page"
+        ))
+    }
+
     fn time(at: DateTime<Utc>) -> String {
         at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
     }

@@ -4,6 +4,7 @@ mod admin;
 mod authorize;
 pub mod body;
 mod client_auth;
+mod direct_json;
 mod discovery;
 mod logout;
 mod middleware;

@@ -44,14 +44,16 @@ pub struct RegisterRequest {
     pub password: String,
 }
 
-/// The public view of an account.
-#[derive(Debug, Object)]
+/// The public view of an account. `Serialize` writes what `ToJSON` does
+/// (for [`DirectJson`](super::direct_json::DirectJson) pages of accounts).
+#[derive(Debug, Object, serde::Serialize)]
 pub struct PublicUser {
     pub id: Uuid,
     pub username: String,
     pub email: String,
     /// Whether the address was proved by following the link sent to it.
     pub email_verified: bool,
+    #[serde(serialize_with = "super::direct_json::rfc3339")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -11,15 +11,17 @@ use uuid::Uuid;
 
 use super::{authorize, decode_cursor, encode_cursor, AdminTag, AdminToken};
 use crate::api::body::JsonObject;
+use crate::api::direct_json::DirectJson;
 use crate::api::problem::ProblemResponse;
 use crate::api::users::PublicUser;
 use crate::api::AppState;
 
 /// An account as an operator sees it: what its owner sees at `/users/me`,
 /// and whether it is disabled (never its password hash).
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct AdminUser {
     #[oai(flatten)]
+    #[serde(flatten)]
     pub account: PublicUser,
     /// A disabled account cannot sign in and has no active session.
     pub disabled: bool,
@@ -34,8 +36,9 @@ impl From<User> for AdminUser {
     }
 }
 
-/// One page of accounts, in username order.
-#[derive(Debug, Object)]
+/// One page of accounts, in username order (written by `serde`: see
+/// [`DirectJson`]).
+#[derive(Debug, Object, serde::Serialize)]
 pub struct UserPage {
     pub items: Vec<AdminUser>,
     /// Pass as `cursor` for the next page; `null` on the last one.
@@ -194,7 +197,7 @@ impl<S: Store> AdminUsersApi<S> {
         /// 1–1000 (default 100).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
-    ) -> Result<Json<UserPage>, ProblemResponse> {
+    ) -> Result<DirectJson<UserPage>, ProblemResponse> {
         authorize(&self.state, &auth).await?;
         let after = decode_cursor(cursor.0.as_deref())?;
         let page = self
@@ -206,7 +209,7 @@ impl<S: Store> AdminUsersApi<S> {
                 limit.0.unwrap_or(100),
             ))
             .await?;
-        Ok(Json(UserPage {
+        Ok(DirectJson(UserPage {
             items: page.items.into_iter().map(AdminUser::from).collect(),
             next_cursor: page.next.as_deref().map(encode_cursor),
         }))
@@ -400,5 +403,51 @@ impl<S: Store> AdminUsersApi<S> {
                 .await?
                 .into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::ToJSON as _;
+
+    use super::*;
+
+    fn page(next_cursor: Option<String>) -> UserPage {
+        let account = |username: &str, email_verified| PublicUser {
+            id: Uuid::now_v7(),
+            username: username.into(),
+            email: format!("\"{username}\"@jürgen.example"),
+            email_verified,
+            created_at: Utc::now(),
+        };
+        UserPage {
+            items: vec![
+                AdminUser {
+                    account: account("ada", true),
+                    disabled: false,
+                },
+                AdminUser {
+                    account: account("b\\o\"b", false),
+                    disabled: true,
+                },
+            ],
+            next_cursor,
+        }
+    }
+
+    #[test]
+    fn a_page_written_by_serde_is_byte_for_byte_what_to_json_writes() {
+        for page in [
+            page(Some("YWRh".into())),
+            page(None),
+            UserPage {
+                items: vec![],
+                next_cursor: None,
+            },
+        ] {
+            let by_serde = serde_json::to_string(&page).unwrap();
+            let by_to_json = serde_json::to_string(&page.to_json().unwrap()).unwrap();
+            assert_eq!(by_serde, by_to_json);
+        }
     }
 }
