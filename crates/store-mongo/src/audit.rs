@@ -5,13 +5,12 @@
 use auth_core::store::{AuditStore, StoreError};
 use auth_core::{AuditEvent, AuditQuery};
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::Collection;
 
 use crate::documents::{bson_time, bson_uuid, AuditDoc, AUDIT_LOG};
 use crate::errors::map_error;
-use crate::MongoStore;
+use crate::{find_sorted, MongoStore};
 
 impl MongoStore {
     fn audit_log(&self) -> Collection<AuditDoc> {
@@ -61,16 +60,13 @@ impl AuditStore for MongoStore {
 
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         self.bounded(async {
-            let docs: Vec<AuditDoc> = self
-                .audit_log()
-                .find(filter(query))
-                .sort(doc! { "_id": 1 })
-                .limit(i64::from(query.limit))
-                .await
-                .map_err(map_error)?
-                .try_collect()
-                .await
-                .map_err(map_error)?;
+            let docs = find_sorted(
+                &self.audit_log(),
+                filter(query),
+                doc! { "_id": 1 },
+                Some(i64::from(query.limit)),
+            )
+            .await?;
             Ok(docs.into_iter().map(Into::into).collect())
         })
         .await

@@ -9,17 +9,16 @@
 use auth_core::store::{FactorStore, StoreError};
 use auth_core::{BrowserSession, Ceremony, Factor, Session, TokenDigest};
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson};
 use mongodb::Collection;
 use uuid::Uuid;
 
 use crate::documents::{
-    bson_time, bson_uuid, recovery_code_key, BrowserSessionDoc, CeremonyDoc, FactorDoc,
-    RecoveryCodeDoc, CEREMONIES, FACTORS, RECOVERY_CODES,
+    bson_time, bson_uuid, recovery_code_key, CeremonyDoc, FactorDoc, RecoveryCodeDoc, CEREMONIES,
+    FACTORS, RECOVERY_CODES,
 };
 use crate::errors::map_error;
-use crate::MongoStore;
+use crate::{find_sorted, MongoStore};
 
 impl MongoStore {
     fn factors(&self) -> Collection<FactorDoc> {
@@ -79,15 +78,13 @@ impl FactorStore for MongoStore {
 
     async fn list_factors(&self, user_id: Uuid) -> Result<Vec<Factor>, StoreError> {
         self.bounded(async {
-            let docs: Vec<FactorDoc> = self
-                .factors()
-                .find(doc! { "user_id": bson_uuid(user_id) })
-                .sort(doc! { "created_at": 1, "_id": 1 })
-                .await
-                .map_err(map_error)?
-                .try_collect()
-                .await
-                .map_err(map_error)?;
+            let docs = find_sorted(
+                &self.factors(),
+                doc! { "user_id": bson_uuid(user_id) },
+                doc! { "created_at": 1, "_id": 1 },
+                None,
+            )
+            .await?;
             docs.into_iter().map(TryInto::try_into).collect()
         })
         .await
@@ -287,35 +284,31 @@ impl FactorStore for MongoStore {
         now: DateTime<Utc>,
     ) -> Result<(Vec<Session>, Vec<BrowserSession>), StoreError> {
         self.bounded(async {
-            let sessions: Vec<Session> = self
-                .sessions()
-                .find(doc! {
+            let sessions: Vec<Session> = find_sorted(
+                &self.sessions(),
+                doc! {
                     "user_id": bson_uuid(user_id),
                     "revoked_at": Bson::Null,
                     "expires_at": { "$gt": bson_time(now) },
-                })
-                .sort(doc! { "created_at": -1, "_id": -1 })
-                .await
-                .map_err(map_error)?
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(map_error)?
-                .into_iter()
-                .map(|doc| doc.into_session().0)
-                .collect();
-            let browsers: Vec<BrowserSessionDoc> = self
-                .browser_sessions()
-                .find(doc! {
+                },
+                doc! { "created_at": -1, "_id": -1 },
+                None,
+            )
+            .await?
+            .into_iter()
+            .map(|doc| doc.into_session().0)
+            .collect();
+            let browsers = find_sorted(
+                &self.browser_sessions(),
+                doc! {
                     "user_id": bson_uuid(user_id),
                     "expires_at": { "$gt": bson_time(now) },
                     "idle_expires_at": { "$gt": bson_time(now) },
-                })
-                .sort(doc! { "created_at": -1, "id": -1 })
-                .await
-                .map_err(map_error)?
-                .try_collect()
-                .await
-                .map_err(map_error)?;
+                },
+                doc! { "created_at": -1, "id": -1 },
+                None,
+            )
+            .await?;
             let browsers = browsers
                 .into_iter()
                 .map(TryInto::try_into)

@@ -364,20 +364,39 @@ impl UserStore for MongoStore {
 
     async fn search_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
         self.bounded(async {
-            let docs: Vec<UserDoc> = self
-                .users()
-                .find(user_search_filter(query))
-                .sort(doc! { "username_key": 1 })
-                .limit(i64::from(query.limit))
-                .await
-                .map_err(map_error)?
-                .try_collect()
-                .await
-                .map_err(map_error)?;
+            let docs = find_sorted(
+                &self.users(),
+                user_search_filter(query),
+                doc! { "username_key": 1 },
+                Some(i64::from(query.limit)),
+            )
+            .await?;
             Ok(docs.into_iter().map(User::from).collect())
         })
         .await
     }
+}
+
+/// The documents of `collection` that match `filter`, in `sort` order, at
+/// most `limit` of them: the one shape of every list this store reads.
+pub(crate) async fn find_sorted<T>(
+    collection: &Collection<T>,
+    filter: Document,
+    sort: Document,
+    limit: Option<i64>,
+) -> Result<Vec<T>, StoreError>
+where
+    T: serde::de::DeserializeOwned + Send + Sync,
+{
+    let mut find = collection.find(filter).sort(sort);
+    if let Some(limit) = limit {
+        find = find.limit(limit);
+    }
+    find.await
+        .map_err(map_error)?
+        .try_collect()
+        .await
+        .map_err(map_error)
 }
 
 /// The account list's filter: after the cursor, and a prefix as the byte
@@ -682,15 +701,7 @@ impl ClientStore for MongoStore {
 
     async fn list_clients(&self) -> Result<Vec<OAuthClient>, StoreError> {
         self.bounded(async {
-            let docs: Vec<ClientDoc> = self
-                .clients()
-                .find(doc! {})
-                .sort(doc! { "_id": 1 })
-                .await
-                .map_err(map_error)?
-                .try_collect()
-                .await
-                .map_err(map_error)?;
+            let docs = find_sorted(&self.clients(), doc! {}, doc! { "_id": 1 }, None).await?;
             docs.into_iter().map(TryInto::try_into).collect()
         })
         .await
@@ -962,15 +973,13 @@ impl FlowStore for MongoStore {
 
     async fn list_consents(&self, user_id: Uuid) -> Result<Vec<Consent>, StoreError> {
         self.bounded(async {
-            let consents: Vec<ConsentDoc> = self
-                .consents()
-                .find(doc! { "user_id": bson_uuid(user_id) })
-                .sort(doc! { "client_id": 1 })
-                .await
-                .map_err(map_error)?
-                .try_collect()
-                .await
-                .map_err(map_error)?;
+            let consents = find_sorted(
+                &self.consents(),
+                doc! { "user_id": bson_uuid(user_id) },
+                doc! { "client_id": 1 },
+                None,
+            )
+            .await?;
             Ok(consents.into_iter().map(Consent::from).collect())
         })
         .await

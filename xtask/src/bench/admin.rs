@@ -116,14 +116,7 @@ async fn admin_token(addr: SocketAddr) -> Result<String> {
     let form = format!(
         "grant_type=client_credentials&client_id={ADMIN_CLIENT}&client_secret={ADMIN_SECRET}"
     );
-    let (status, grant) = load::call(
-        addr,
-        Method::POST,
-        "/token",
-        "application/x-www-form-urlencoded",
-        form,
-    )
-    .await?;
+    let (status, grant) = load::token(addr, form).await?;
     if status != StatusCode::OK {
         bail!("client_credentials for the bench admin client: {status} {grant}");
     }

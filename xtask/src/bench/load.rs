@@ -350,6 +350,18 @@ pub async fn call(
     Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
 }
 
+/// `POST /token` with `form` outside a load run: status and body.
+pub async fn token(addr: SocketAddr, form: String) -> Result<(StatusCode, serde_json::Value)> {
+    call(
+        addr,
+        Method::POST,
+        "/token",
+        "application/x-www-form-urlencoded",
+        form,
+    )
+    .await
+}
+
 /// The `code` parameter of a redirect back to the client.
 pub fn code_in(location: &str) -> Option<String> {
     let query = location.split_once('?')?.1;

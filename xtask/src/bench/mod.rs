@@ -452,14 +452,7 @@ async fn seed(addr: std::net::SocketAddr, users: usize) -> Result<Seeded> {
                 "grant_type=password&username={name}&password={}",
                 PASSWORD.replace(' ', "+")
             );
-            let (status, grant) = load::call(
-                addr,
-                Method::POST,
-                "/token",
-                "application/x-www-form-urlencoded",
-                form,
-            )
-            .await?;
+            let (status, grant) = load::token(addr, form).await?;
             if status != StatusCode::OK {
                 bail!("logging {name} in: {status}");
             }
