@@ -556,13 +556,19 @@ impl<S: Store> AuthService<S> {
         let consents = self.store().list_consents(user.id).await?;
         let mut apps = Vec::with_capacity(consents.len());
         for consent in consents {
-            let name = match self.find_client(&consent.client_id).await? {
-                Some((client, _)) => client.name,
-                None => consent.client_id.clone(),
-            };
+            let name = self.client_name(&consent.client_id).await?;
             apps.push(AllowedApp { name, consent });
         }
         Ok(apps)
+    }
+
+    /// What to call client `id` on a page: its name, or its id when it has
+    /// since been deleted.
+    pub async fn client_name(&self, id: &str) -> Result<String, AuthError> {
+        Ok(match self.find_client(id).await? {
+            Some((client, _)) => client.name,
+            None => id.to_owned(),
+        })
     }
 
     /// Withdraws what `user` allowed `client_id`: the client's sessions for

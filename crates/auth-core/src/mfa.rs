@@ -5,6 +5,8 @@
 //! Every failed code counts toward the same per-account throttle as a wrong
 //! password, so a second factor cannot be guessed faster than a password.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -101,6 +103,8 @@ pub struct AccountOverview {
     pub factors: Vec<Factor>,
     pub recovery_codes_left: u64,
     pub sessions: Vec<Session>,
+    /// The display name of each client in `sessions`, by client id.
+    pub session_clients: HashMap<String, String>,
     pub browser_sessions: Vec<BrowserSession>,
     /// Clients the person allowed (consent), which they can withdraw.
     pub allowed_apps: Vec<AllowedApp>,
@@ -460,11 +464,19 @@ impl<S: Store> AuthService<S> {
         let factors = store.list_factors(user.id).await?;
         let recovery_codes_left = store.count_recovery_codes(user.id).await?;
         let (sessions, browser_sessions) = store.list_user_sessions(user.id, Utc::now()).await?;
+        let mut session_clients = HashMap::new();
+        for session in &sessions {
+            if !session_clients.contains_key(&session.client_id) {
+                let name = self.client_name(&session.client_id).await?;
+                session_clients.insert(session.client_id.clone(), name);
+            }
+        }
         let allowed_apps = self.allowed_apps(user).await?;
         Ok(AccountOverview {
             factors,
             recovery_codes_left,
             sessions,
+            session_clients,
             browser_sessions,
             allowed_apps,
         })

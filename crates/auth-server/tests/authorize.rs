@@ -212,6 +212,10 @@ async fn removing_an_apps_access_on_the_account_page_signs_it_out_and_asks_again
     assert_eq!(account.status, StatusCode::OK, "{}", account.text);
     assert!(account.text.contains("Apps you've allowed"));
     assert!(account.text.contains("<strong>Web Shop</strong>"));
+    assert!(
+        !account.text.contains("<strong>web</strong>"),
+        "the app's session is named like the app"
+    );
     assert!(account.text.contains("See your email address"));
     assert!(account.text.contains("Stay signed in"));
     let csrf = hidden(&account.text, "csrf_token");

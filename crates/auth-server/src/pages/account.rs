@@ -200,7 +200,7 @@ impl<S: Store> Account<'_, S> {
             .map(|s| {
                 context! {
                     value => format!("api:{}", s.id),
-                    client => &s.client_id,
+                    client => overview.session_clients.get(&s.client_id).unwrap_or(&s.client_id),
                     started => when(s.created_at),
                 }
             })

@@ -43,7 +43,7 @@ def sign_in(page, login, password=PASSWORD):
     page.get_by_role("button", name="Sign in").click()
 
 
-def test_authlib_completes_the_code_flow_without_javascript(tessera, browser):
+def test_authlib_completes_the_code_flow_without_javascript(tessera, browser, screenshots):
     tessera.register("alice")
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
@@ -86,6 +86,8 @@ def test_authlib_completes_the_code_flow_without_javascript(tessera, browser):
     # its next request asks again.
     page.goto(f"{tessera.url}/account")
     expect(page.get_by_role("heading", name="Apps you've allowed")).to_be_visible()
+    page.screenshot(path=screenshots / "account-allowed-apps.png", full_page=True)
+    expect(page.get_by_text("webapp", exact=True)).to_have_count(0)
     page.get_by_role("button", name="Remove access for Acme Web").click()
     expect(page.get_by_text("When an app asks for access")).to_be_visible()
     refused = requests.post(
