@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::audit::{Actor, Audited, Outcome};
 use crate::authorize::{
     is_s256_challenge, scope_covers, scope_union, AuthorizationCode, AuthorizationParams,
-    BrowserSession, CodeGrant, Consent, PendingAuthorization, Prompt,
+    BrowserSession, CodeGrant, PendingAuthorization, Prompt,
 };
 use crate::client::{Client, GrantType};
 use crate::error::AuthError;
@@ -171,14 +171,6 @@ pub enum Step {
 pub struct Progress {
     pub signed_in: bool,
     pub consented: bool,
-}
-
-/// A client the person allowed, as the account page lists it.
-#[derive(Debug, Clone)]
-pub struct AllowedApp {
-    /// The client's display name.
-    pub name: String,
-    pub consent: Consent,
 }
 
 /// A browser sign-in session as the cookie carries it.
@@ -548,18 +540,6 @@ impl<S: Store> AuthService<S> {
         )
         .await;
         Ok(())
-    }
-
-    /// The clients `user` has allowed, each with its display name (the id
-    /// when the client has since been deleted), by client id.
-    pub async fn allowed_apps(&self, user: &User) -> Result<Vec<AllowedApp>, AuthError> {
-        let consents = self.store().list_consents(user.id).await?;
-        let mut apps = Vec::with_capacity(consents.len());
-        for consent in consents {
-            let name = self.client_name(&consent.client_id).await?;
-            apps.push(AllowedApp { name, consent });
-        }
-        Ok(apps)
     }
 
     /// What to call client `id` on a page: its name, or its id when it has

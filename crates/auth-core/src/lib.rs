@@ -42,8 +42,8 @@ pub use client::{Client, ClientRegistration, GrantType};
 pub use error::AuthError;
 pub use factors::{Ceremony, CeremonyKind, Factor, FactorKey, FactorKind};
 pub use flows::{
-    AllowedApp, AuthorizationQuery, AuthorizeError, AuthorizeErrorCode, BrowserSignIn,
-    ClientRedirect, Progress, Step,
+    AuthorizationQuery, AuthorizeError, AuthorizeErrorCode, BrowserSignIn, ClientRedirect,
+    Progress, Step,
 };
 pub use id_token::{IdClaims, IdTokenIssuer, ProfileClaims};
 pub use keys::{KeyError, PublicJwk, SigningAlgorithm};

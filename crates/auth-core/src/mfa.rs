@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::audit::{Actor, Audited, Outcome};
-use crate::authorize::BrowserSession;
+use crate::authorize::{BrowserSession, Consent};
 use crate::error::AuthError;
 use crate::factors::{self, Ceremony, CeremonyKind, Factor, FactorKey, FactorKind, CEREMONY_TTL};
-use crate::flows::{AllowedApp, BrowserSignIn};
+use crate::flows::BrowserSignIn;
 use crate::id_token::{AMR_MFA, AMR_OTP, AMR_PASSWORD};
 use crate::model::{Session, User};
 use crate::refresh::OpaqueToken;
@@ -103,11 +103,12 @@ pub struct AccountOverview {
     pub factors: Vec<Factor>,
     pub recovery_codes_left: u64,
     pub sessions: Vec<Session>,
-    /// The display name of each client in `sessions`, by client id.
-    pub session_clients: HashMap<String, String>,
     pub browser_sessions: Vec<BrowserSession>,
-    /// Clients the person allowed (consent), which they can withdraw.
-    pub allowed_apps: Vec<AllowedApp>,
+    /// Clients the person allowed, by client id; they can withdraw each.
+    pub consents: Vec<Consent>,
+    /// The display name of every client in `sessions` and `consents`, by
+    /// client id (the id itself for a client deleted since).
+    pub client_names: HashMap<String, String>,
 }
 
 /// Which of the person's sessions to end.
@@ -464,21 +465,21 @@ impl<S: Store> AuthService<S> {
         let factors = store.list_factors(user.id).await?;
         let recovery_codes_left = store.count_recovery_codes(user.id).await?;
         let (sessions, browser_sessions) = store.list_user_sessions(user.id, Utc::now()).await?;
-        let mut session_clients = HashMap::new();
-        for session in &sessions {
-            if !session_clients.contains_key(&session.client_id) {
-                let name = self.client_name(&session.client_id).await?;
-                session_clients.insert(session.client_id.clone(), name);
+        let consents = store.list_consents(user.id).await?;
+        let mut client_names = HashMap::new();
+        let client_ids = sessions.iter().map(|s| &s.client_id);
+        for id in client_ids.chain(consents.iter().map(|c| &c.client_id)) {
+            if !client_names.contains_key(id) {
+                client_names.insert(id.clone(), self.client_name(id).await?);
             }
         }
-        let allowed_apps = self.allowed_apps(user).await?;
         Ok(AccountOverview {
             factors,
             recovery_codes_left,
             sessions,
-            session_clients,
             browser_sessions,
-            allowed_apps,
+            consents,
+            client_names,
         })
     }
 

@@ -88,12 +88,20 @@ impl Tables {
         keep: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> u64 {
+        self.revoke_sessions_where(now, |session| {
+            session.user_id == user_id && Some(session.id) != keep
+        })
+    }
+
+    /// Revokes, at `now`, every unrevoked session `which` picks; how many.
+    fn revoke_sessions_where(
+        &mut self,
+        now: DateTime<Utc>,
+        which: impl Fn(&Session) -> bool,
+    ) -> u64 {
         let mut revoked = 0;
         for session in self.sessions.values_mut() {
-            if session.user_id == user_id
-                && Some(session.id) != keep
-                && session.revoked_at.is_none()
-            {
+            if session.revoked_at.is_none() && which(session) {
                 session.revoked_at = Some(now);
                 revoked += 1;
             }
@@ -597,14 +605,7 @@ impl FlowStore for MemoryStore {
     async fn sign_out_browser(&self, id: Uuid, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tables = self.lock()?;
         tables.browser_sessions.retain(|_, s| s.id != id);
-        let mut revoked = 0;
-        for session in tables.sessions.values_mut() {
-            if session.browser_session_id == Some(id) && session.revoked_at.is_none() {
-                session.revoked_at = Some(now);
-                revoked += 1;
-            }
-        }
-        Ok(revoked)
+        Ok(tables.revoke_sessions_where(now, |session| session.browser_session_id == Some(id)))
     }
 
     async fn find_consent(
@@ -665,18 +666,9 @@ impl FlowStore for MemoryStore {
         {
             return Ok(None);
         }
-        let mut revoked = 0;
-        for session in tables.sessions.values_mut() {
-            if session.user_id == user_id
-                && session.client_id == client_id
-                && session.revoked_at.is_none()
-                && session.expires_at > now
-            {
-                session.revoked_at = Some(now);
-                revoked += 1;
-            }
-        }
-        Ok(Some(revoked))
+        Ok(Some(tables.revoke_sessions_where(now, |session| {
+            session.user_id == user_id && session.client_id == client_id && session.expires_at > now
+        })))
     }
 
     async fn purge_flows(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -194,36 +194,36 @@ impl<S: Store> Account<'_, S> {
                 }
             })
             .collect();
+        let name_of = |id: &String| overview.client_names.get(id).unwrap_or(id).clone();
         let apps: Vec<Value> = overview
             .sessions
             .iter()
             .map(|s| {
                 context! {
                     value => format!("api:{}", s.id),
-                    client => overview.session_clients.get(&s.client_id).unwrap_or(&s.client_id),
+                    client => name_of(&s.client_id),
                     started => when(s.created_at),
                 }
             })
             .collect();
         let allowed: Vec<Value> = overview
-            .allowed_apps
+            .consents
             .iter()
-            .map(|app| {
-                let abilities: Vec<String> = app
-                    .consent
-                    .scope
+            .map(|consent| {
+                // No scope asked: the client only learns who the person is.
+                let scopes = match consent.scope.as_str() {
+                    "" => "openid",
+                    scope => scope,
+                };
+                let abilities: Vec<String> = scopes
                     .split_whitespace()
                     .map(|scope| describe_scope(scope).0)
                     .collect();
                 context! {
-                    client_id => &app.consent.client_id,
-                    name => &app.name,
-                    abilities => if abilities.is_empty() {
-                        "Know who you are".to_owned()
-                    } else {
-                        abilities.join(" · ")
-                    },
-                    since => when(app.consent.granted_at),
+                    client_id => &consent.client_id,
+                    name => name_of(&consent.client_id),
+                    abilities => abilities.join(" · "),
+                    since => when(consent.granted_at),
                 }
             })
             .collect();
