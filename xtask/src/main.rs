@@ -89,6 +89,10 @@ enum Task {
         /// tree's: ratios against it are printed at the end.
         #[arg(long)]
         baseline: Option<PathBuf>,
+        /// Only these scenarios, separated by commas (`users_me,admin_users`);
+        /// the ratios that need the others are left out.
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(bench::SCENARIOS))]
+        only: Vec<String>,
     },
 }
 
@@ -107,6 +111,7 @@ fn main() -> Result<()> {
             admin_accounts,
             compare,
             baseline,
+            only,
         } => bench::run(&bench::BenchArgs {
             backends: bench::backends(&backend),
             duration: duration.max(Duration::from_secs(1)),
@@ -115,6 +120,7 @@ fn main() -> Result<()> {
             admin_accounts: admin_accounts.max(1),
             compare,
             baseline,
+            only,
         }),
         Task::CheckDeploy => deploy::check(),
         Task::ApiFuzz => api_fuzz::run(),

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::audit::{Actor, Audited, Outcome};
 use crate::authorize::BrowserSession;
 use crate::error::AuthError;
-use crate::model::{Session, User, UserQuery};
+use crate::model::{Session, User, UserQuery, UserSummary};
 use crate::service::{AuthService, Registration};
 use crate::store::{Store, StoreError, UniqueField};
 use crate::validation::{username_key, Email, Password, ValidationErrors};
@@ -60,7 +60,7 @@ impl<S: Store> AuthService<S> {
 
     /// One page of accounts in username order: a single store call; the
     /// cursor is the last account's username key.
-    pub async fn list_users(&self, query: UserQuery) -> Result<Page<User>, AuthError> {
+    pub async fn list_users(&self, query: UserQuery) -> Result<Page<UserSummary>, AuthError> {
         let limit = page_limit(query.limit);
         let items = self
             .store()

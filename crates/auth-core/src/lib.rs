@@ -58,6 +58,7 @@ pub use mfa::{
 };
 pub use model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User, UserQuery,
+    UserSummary,
 };
 pub use oauth::{ClientCredentials, ClientGrant, OAuthPolicy, TokenClient, ADMIN_SCOPE};
 pub use oidc::{LogoutError, LogoutQuery, LogoutRequest, UserInfo};

@@ -41,6 +41,32 @@ impl std::fmt::Debug for User {
     }
 }
 
+/// An account as a listing shows it: a [`User`] without its password
+/// hash, which no list needs (and which would be ~100 of the ~200 bytes
+/// each listed row carries from the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub disabled: bool,
+    pub email_verified: bool,
+}
+
+impl From<User> for UserSummary {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            created_at: user.created_at,
+            disabled: user.disabled,
+            email_verified: user.email_verified,
+        }
+    }
+}
+
 /// An account about to be inserted. Built only from validated values, so a
 /// store never sees unchecked input.
 #[derive(Clone)]

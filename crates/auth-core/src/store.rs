@@ -26,6 +26,7 @@ use crate::lifecycle::{AccountChange, EmailLink};
 use crate::mail::{MailOutcome, OutgoingMail, QueuedMail};
 use crate::model::{
     Consumed, NewRefreshToken, NewUser, RefreshTokenRecord, Session, TokenDigest, User, UserQuery,
+    UserSummary,
 };
 use crate::secret::DatabaseUrl;
 use crate::throttle::ThrottleState;
@@ -205,8 +206,9 @@ port! {
         ) -> Result<(), StoreError>;
 
         /// One page of accounts in username-key order ([`UserQuery`]): a
-        /// single query, whatever the page size.
-        fn search_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
+        /// single query, whatever the page size, which leaves the password
+        /// hash in the store.
+        fn search_users(&self, query: &UserQuery) -> Result<Vec<UserSummary>, StoreError>;
     }
 }
 

@@ -6,8 +6,8 @@ use std::io::BufRead;
 use anyhow::Context;
 use auth_core::client::ClientSource;
 use auth_core::{
-    Actor, AuthError, Client, ClientRegistration, GrantType, Registration, Store, User, UserQuery,
-    ADMIN_SCOPE,
+    Actor, AuthError, Client, ClientRegistration, GrantType, Registration, Store, UserQuery,
+    UserSummary, ADMIN_SCOPE,
 };
 
 use crate::api::AppState;
@@ -206,7 +206,7 @@ fn explain(err: AuthError) -> anyhow::Error {
 }
 
 /// One account per line: id, username, email, status, created.
-fn print_user(user: &User) {
+fn print_user(user: &UserSummary) {
     let status = if user.disabled { "disabled" } else { "active" };
     println!(
         "{}\t{}\t{}\t{}\t{}",

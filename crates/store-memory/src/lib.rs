@@ -17,7 +17,7 @@ use auth_core::{
     AccountChange, AuditEvent, AuditQuery, AuthorizationCode, BrowserSession, Ceremony, Client,
     CodeRedemption, Consent, Consumed, EmailLink, Factor, FactorKind, MailOutcome, NewRefreshToken,
     NewUser, OutgoingMail, PendingAuthorization, QueuedMail, RefreshTokenRecord, Session,
-    ThrottleState, TokenDigest, User, UserQuery,
+    ThrottleState, TokenDigest, User, UserQuery, UserSummary,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -313,7 +313,7 @@ impl UserStore for MemoryStore {
         self.lock()?.set_email(id, email, email_key, verified)
     }
 
-    async fn search_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
+    async fn search_users(&self, query: &UserQuery) -> Result<Vec<UserSummary>, StoreError> {
         use std::ops::Bound;
         let tables = self.lock()?;
         let start = match &query.after {
@@ -327,7 +327,7 @@ impl UserStore for MemoryStore {
             .filter_map(|(_, id)| tables.users.get(id))
             .filter(|row| query.matches(&row.username_key, &row.email_key))
             .take(take)
-            .map(|row| row.user.clone())
+            .map(|row| UserSummary::from(row.user.clone()))
             .collect())
     }
 }

@@ -65,6 +65,7 @@ impl AuditStore for MongoStore {
                 filter(query),
                 doc! { "_id": 1 },
                 Some(i64::from(query.limit)),
+                None,
             )
             .await?;
             Ok(docs.into_iter().map(Into::into).collect())

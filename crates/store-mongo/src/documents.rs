@@ -9,12 +9,12 @@ use auth_core::store::{from_stored_json, to_stored_json};
 use auth_core::{
     AuthorizationCode, BrowserSession, Client, Consent, NewRefreshToken, NewUser,
     PendingAuthorization, RefreshTokenRecord, Session, StoreError, ThrottleState, TokenDigest,
-    User,
+    User, UserSummary,
 };
 use auth_core::{Ceremony, CeremonyKind, Factor, FactorKind};
 use auth_core::{EmailLink, LinkPurpose, OutgoingMail, QueuedMail};
 use chrono::{DateTime, Utc};
-use mongodb::bson::{self, spec::BinarySubtype, Binary};
+use mongodb::bson::{self, doc, spec::BinarySubtype, Binary, Document};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -114,6 +114,40 @@ impl From<UserDoc> for User {
             username: doc.username,
             email: doc.email,
             password_hash: doc.password_hash,
+            created_at: time(doc.created_at),
+            disabled: doc.disabled,
+            email_verified: doc.email_verified,
+        }
+    }
+}
+
+/// A `users` document as a listing reads it: the fields of [`UserSummary`]
+/// only, so the password hash stays in the database.
+#[derive(Debug, Deserialize)]
+pub(crate) struct UserSummaryDoc {
+    #[serde(rename = "_id")]
+    pub id: bson::Uuid,
+    pub username: String,
+    pub email: String,
+    pub created_at: bson::DateTime,
+    pub disabled: bool,
+    #[serde(default)]
+    pub email_verified: bool,
+}
+
+impl UserSummaryDoc {
+    /// The fields to ask for (`_id` comes unasked).
+    pub fn projection() -> Document {
+        doc! { "username": 1, "email": 1, "created_at": 1, "disabled": 1, "email_verified": 1 }
+    }
+}
+
+impl From<UserSummaryDoc> for UserSummary {
+    fn from(doc: UserSummaryDoc) -> Self {
+        UserSummary {
+            id: uuid(doc.id),
+            username: doc.username,
+            email: doc.email,
             created_at: time(doc.created_at),
             disabled: doc.disabled,
             email_verified: doc.email_verified,

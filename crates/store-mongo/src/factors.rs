@@ -83,6 +83,7 @@ impl FactorStore for MongoStore {
                 doc! { "user_id": bson_uuid(user_id) },
                 doc! { "created_at": 1, "_id": 1 },
                 None,
+                None,
             )
             .await?;
             docs.into_iter().map(TryInto::try_into).collect()
@@ -293,6 +294,7 @@ impl FactorStore for MongoStore {
                 },
                 doc! { "created_at": -1, "_id": -1 },
                 None,
+                None,
             )
             .await?
             .into_iter()
@@ -306,6 +308,7 @@ impl FactorStore for MongoStore {
                     "idle_expires_at": { "$gt": bson_time(now) },
                 },
                 doc! { "created_at": -1, "id": -1 },
+                None,
                 None,
             )
             .await?;

@@ -19,7 +19,7 @@ use auth_core::store::{
 use auth_core::{
     AuthorizationCode, BrowserSession, Client as OAuthClient, CodeRedemption, Consent, Consumed,
     NewRefreshToken, NewUser, PendingAuthorization, RefreshTokenRecord, Session, ThrottleState,
-    TokenDigest, User, UserQuery,
+    TokenDigest, User, UserQuery, UserSummary,
 };
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -38,8 +38,8 @@ mod migrations;
 pub mod test_support;
 
 use documents::{
-    binary, bson_time, bson_uuid, SessionDoc, ThrottleDoc, TokenDoc, UserDoc, LOGIN_THROTTLE,
-    REFRESH_TOKENS, SESSIONS, USERS,
+    binary, bson_time, bson_uuid, SessionDoc, ThrottleDoc, TokenDoc, UserDoc, UserSummaryDoc,
+    LOGIN_THROTTLE, REFRESH_TOKENS, SESSIONS, USERS,
 };
 use documents::{
     consent_key, BrowserSessionDoc, ClientDoc, CodeDoc, ConsentDoc, RequestDoc,
@@ -362,28 +362,31 @@ impl UserStore for MongoStore {
         .await
     }
 
-    async fn search_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
+    async fn search_users(&self, query: &UserQuery) -> Result<Vec<UserSummary>, StoreError> {
         self.bounded(async {
             let docs = find_sorted(
-                &self.users(),
+                &self.db.collection::<UserSummaryDoc>(USERS),
                 user_search_filter(query),
                 doc! { "username_key": 1 },
                 Some(i64::from(query.limit)),
+                Some(UserSummaryDoc::projection()),
             )
             .await?;
-            Ok(docs.into_iter().map(User::from).collect())
+            Ok(docs.into_iter().map(UserSummary::from).collect())
         })
         .await
     }
 }
 
 /// The documents of `collection` that match `filter`, in `sort` order, at
-/// most `limit` of them: the one shape of every list this store reads.
+/// most `limit` of them, with only the fields `projection` keeps (all when
+/// `None`): the one shape of every list this store reads.
 pub(crate) async fn find_sorted<T>(
     collection: &Collection<T>,
     filter: Document,
     sort: Document,
     limit: Option<i64>,
+    projection: Option<Document>,
 ) -> Result<Vec<T>, StoreError>
 where
     T: serde::de::DeserializeOwned + Send + Sync,
@@ -391,6 +394,9 @@ where
     let mut find = collection.find(filter).sort(sort);
     if let Some(limit) = limit {
         find = find.limit(limit);
+    }
+    if let Some(projection) = projection {
+        find = find.projection(projection);
     }
     find.await
         .map_err(map_error)?
@@ -701,7 +707,7 @@ impl ClientStore for MongoStore {
 
     async fn list_clients(&self) -> Result<Vec<OAuthClient>, StoreError> {
         self.bounded(async {
-            let docs = find_sorted(&self.clients(), doc! {}, doc! { "_id": 1 }, None).await?;
+            let docs = find_sorted(&self.clients(), doc! {}, doc! { "_id": 1 }, None, None).await?;
             docs.into_iter().map(TryInto::try_into).collect()
         })
         .await
@@ -977,6 +983,7 @@ impl FlowStore for MongoStore {
                 &self.consents(),
                 doc! { "user_id": bson_uuid(user_id) },
                 doc! { "client_id": 1 },
+                None,
                 None,
             )
             .await?;

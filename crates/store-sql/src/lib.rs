@@ -110,9 +110,10 @@ pub trait Dialect: Database {
     /// the `users_*_bytes` indexes match; SQLite's default is already binary).
     const BYTE_ORDER: &'static str;
 
-    /// Wraps `page`, a statement selecting [`USER_COLUMNS`](rows::USER_COLUMNS)
-    /// and `username_key`, so the whole page comes back as one row: a JSON
-    /// array of [`UserRow`](rows::UserRow) objects in `username_key` byte
+    /// Wraps `page`, a statement selecting
+    /// [`USER_SUMMARY_COLUMNS`](rows::USER_SUMMARY_COLUMNS) and
+    /// `username_key`, so the whole page comes back as one row: a JSON
+    /// array of [`UserSummaryRow`](rows::UserSummaryRow) objects in `username_key` byte
     /// order — where that is cheaper than rows. SQLite hands each row over
     /// from its worker thread, so 100 rows cost 100 hand-overs (most of a
     /// page's time); one row, one. PostgreSQL streams rows cheaply and

@@ -14,7 +14,7 @@ use auth_core::{
 use auth_core::{
     AuthorizationCode, BrowserSession, Client, CodeRedemption, Consent, Consumed, NewRefreshToken,
     NewUser, PendingAuthorization, RefreshTokenRecord, Session, ThrottleState, TokenDigest, User,
-    UserQuery,
+    UserQuery, UserSummary,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -22,8 +22,9 @@ use uuid::Uuid;
 use super::Db;
 use crate::rows::{
     already_used_or_invalid, as_sql_int, pending_migrations, require_found, SessionUserRow,
-    ThrottleRow, TokenSessionUserRow, UserRow, JOINED_USER_COLUMNS, SESSIONS_WITH_USERS,
-    SESSION_COLUMNS, THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
+    ThrottleRow, TokenSessionUserRow, UserRow, UserSummaryRow, JOINED_USER_COLUMNS,
+    SESSIONS_WITH_USERS, SESSION_COLUMNS, THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
+    USER_SUMMARY_COLUMNS,
 };
 use crate::rows::{AuditRow, ConsentRow, AUDIT_COLUMNS};
 use crate::rows::{
@@ -307,11 +308,11 @@ impl UserStore for SqlStore<Db> {
         require_found(done.rows_affected())
     }
 
-    async fn search_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
+    async fn search_users(&self, query: &UserQuery) -> Result<Vec<UserSummary>, StoreError> {
         let page = user_search_sql(Db::BYTE_ORDER, query);
         let texts = user_search_texts(query);
         let limit = i64::from(query.limit);
-        let rows: Vec<UserRow> = match Db::user_page_as_json(&page) {
+        let rows: Vec<UserSummaryRow> = match Db::user_page_as_json(&page) {
             Some(sql) => {
                 let mut statement = sqlx::query_scalar::<_, String>(&sql);
                 for text in &texts {
@@ -326,7 +327,7 @@ impl UserStore for SqlStore<Db> {
                     .map_err(|e| StoreError::Other(format!("unreadable account page: {e}")))?
             }
             None => {
-                let mut statement = sqlx::query_as::<_, UserRow>(&page);
+                let mut statement = sqlx::query_as::<_, UserSummaryRow>(&page);
                 for text in &texts {
                     statement = statement.bind(text.as_str());
                 }
@@ -337,7 +338,7 @@ impl UserStore for SqlStore<Db> {
                     .map_err(map_error)?
             }
         };
-        Ok(rows.into_iter().map(User::from).collect())
+        Ok(rows.into_iter().map(UserSummary::from).collect())
     }
 }
 
@@ -382,7 +383,7 @@ fn user_search_sql(byte_order: &str, query: &UserQuery) -> String {
         format!(" WHERE {}", conditions.join(" AND "))
     };
     format!(
-        "SELECT {USER_COLUMNS}, username_key FROM users{filter} ORDER BY {username} LIMIT ${next}"
+        "SELECT {USER_SUMMARY_COLUMNS}, username_key FROM users{filter} ORDER BY {username} LIMIT ${next}"
     )
 }
 

@@ -4,7 +4,7 @@ use auth_core::store::from_stored_json;
 use auth_core::store::StoreError;
 use auth_core::{
     AuthorizationCode, BrowserSession, Client, Consent, Consumed, PendingAuthorization,
-    RefreshTokenRecord, Session, ThrottleState, TokenDigest, User,
+    RefreshTokenRecord, Session, ThrottleState, TokenDigest, User, UserSummary,
 };
 use auth_core::{Ceremony, CeremonyKind, Factor, FactorKind};
 use auth_core::{EmailLink, LinkPurpose, OutgoingMail, QueuedMail};
@@ -16,9 +16,8 @@ use uuid::Uuid;
 pub const USER_COLUMNS: &str =
     "id, username, email, password_hash, created_at, disabled, email_verified";
 
-/// A `users` row as both dialects return it, as a row or as a JSON object
-/// (an account-list page, see `Dialect::user_page_as_json`).
-#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+/// A `users` row as both dialects return it.
+#[derive(Debug, sqlx::FromRow)]
 pub struct UserRow {
     pub id: Uuid,
     pub username: String,
@@ -36,6 +35,35 @@ impl From<UserRow> for User {
             username: row.username,
             email: row.email,
             password_hash: row.password_hash,
+            created_at: row.created_at,
+            disabled: row.disabled,
+            email_verified: row.email_verified,
+        }
+    }
+}
+
+/// The `users` columns an account list selects, in [`UserSummaryRow`]
+/// order: no password hash.
+pub const USER_SUMMARY_COLUMNS: &str = "id, username, email, created_at, disabled, email_verified";
+
+/// A listed account as both dialects return it, as a row or as a JSON
+/// object (a page, see `Dialect::user_page_as_json`).
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+pub struct UserSummaryRow {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub disabled: bool,
+    pub email_verified: bool,
+}
+
+impl From<UserSummaryRow> for UserSummary {
+    fn from(row: UserSummaryRow) -> Self {
+        UserSummary {
+            id: row.id,
+            username: row.username,
+            email: row.email,
             created_at: row.created_at,
             disabled: row.disabled,
             email_verified: row.email_verified,

@@ -77,7 +77,7 @@ impl Dialect for Sqlite {
         Some(format!(
             "SELECT json_group_array(json_object(\
              'id', lower(hex(id)), 'username', username, 'email', email, \
-             'password_hash', password_hash, 'created_at', created_at, \
+             'created_at', created_at, \
              'disabled', CASE WHEN disabled THEN json('true') ELSE json('false') END, \
              'email_verified', CASE WHEN email_verified THEN json('true') ELSE json('false') END\
              ) ORDER BY username_key) FROM ({page}) AS page"

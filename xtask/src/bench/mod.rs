@@ -29,7 +29,34 @@ pub struct BenchArgs {
     pub admin_accounts: usize,
     pub compare: Option<PathBuf>,
     pub baseline: Option<PathBuf>,
+    /// The scenarios to run (`--only`); empty: every one.
+    pub only: Vec<String>,
 }
+
+impl BenchArgs {
+    /// Whether any of `scenarios` is to run.
+    fn runs(&self, scenarios: &[&str]) -> bool {
+        self.only.is_empty() || scenarios.iter().any(|s| self.only.iter().any(|o| o == s))
+    }
+}
+
+/// Every scenario, in the order they run (`--only` names some of them).
+pub const SCENARIOS: [&str; 14] = [
+    "healthz",
+    "users_me",
+    "admin_users",
+    "login",
+    "refresh",
+    "sign_in_page",
+    "authorize",
+    "code_redeem",
+    "register",
+    "me_in_storm",
+    "redeem_no_id",
+    "redeem_rs256",
+    "redeem_es256",
+    "redeem_eddsa",
+];
 
 /// `all`, one backend, or several separated by commas (`sqlite,postgres`).
 pub fn backends(choice: &str) -> Vec<String> {
@@ -128,13 +155,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         rows.extend(backend_rows);
     }
 
-    println!("==> ID-token signing (memory backend, one server per algorithm)");
-    let signing_rows = runtime.block_on(bench_id_token_signing(&binary, args))?;
-    let signing = signing_summary(&signing_rows);
-    rows.extend(signing_rows);
+    let signing = if args.runs(&SCENARIOS[10..]) {
+        println!("==> ID-token signing (memory backend, one server per algorithm)");
+        let signing_rows = runtime.block_on(bench_id_token_signing(&binary, args))?;
+        let signing = signing_summary(&signing_rows);
+        rows.extend(signing_rows);
+        signing
+    } else {
+        Value::Null
+    };
 
     print_table(&rows);
-    println!("{}", signing["text"].as_str().unwrap_or_default());
+    if let Some(text) = signing["text"].as_str() {
+        println!("{text}");
+    }
     for line in &summaries {
         println!("{}", line["text"].as_str().unwrap_or_default());
     }
@@ -266,85 +300,104 @@ async fn bench_backend(
     };
 
     server.reset_peak();
-    let s = load::run(addr, Scenario::Healthz, conns, args.duration).await?;
-    measure("healthz", s, &server)?;
-    server.reset_peak();
+    if args.runs(&["healthz"]) {
+        let s = load::run(addr, Scenario::Healthz, conns, args.duration).await?;
+        measure("healthz", s, &server)?;
+        server.reset_peak();
+    }
     let me = Scenario::Me {
         tokens: Arc::clone(&seeded.access),
     };
-    let s = load::run(addr, me.clone(), conns, args.duration).await?;
-    measure("users_me", s, &server)?;
-    server.reset_peak();
+    if args.runs(&["users_me"]) {
+        let s = load::run(addr, me.clone(), conns, args.duration).await?;
+        measure("users_me", s, &server)?;
+        server.reset_peak();
+    }
     let url = env
         .iter()
         .find(|(key, _)| *key == "TESSERA_STORAGE__URL")
         .map(|(_, url)| url.as_str());
-    match admin::prepare(backend, url, addr, args.admin_accounts).await {
-        Ok(Some(pages)) => {
-            let s = load::run(addr, pages, conns, args.duration).await?;
-            measure("admin_users", s, &server)?;
-            server.reset_peak();
+    if args.runs(&["admin_users"]) {
+        match admin::prepare(backend, url, addr, args.admin_accounts).await {
+            Ok(Some(pages)) => {
+                let s = load::run(addr, pages, conns, args.duration).await?;
+                measure("admin_users", s, &server)?;
+                server.reset_peak();
+            }
+            Ok(None) => {}
+            Err(e) if baseline => println!("    admin scenario left out: {e:#}"),
+            Err(e) => return Err(e.context("preparing the admin scenario")),
         }
-        Ok(None) => {}
-        Err(e) if baseline => println!("    admin scenario left out: {e:#}"),
-        Err(e) => return Err(e.context("preparing the admin scenario")),
     }
     let login = Scenario::Login {
         usernames: Arc::clone(&seeded.usernames),
     };
-    let s = load::run(addr, login.clone(), conns, args.duration).await?;
-    measure("login", s, &server)?;
-    server.reset_peak();
-    let refresh = Scenario::Refresh {
-        seeds: Arc::clone(&seeded.refresh),
-    };
-    let s = load::run(
-        addr,
-        refresh,
-        conns.min(seeded.refresh.len()),
-        args.duration,
-    )
-    .await?;
-    let refresh_rps = measure("refresh", s, &server)?;
-    server.reset_peak();
-    match flow::prepare(
-        addr,
-        &seeded.usernames[..seeded.usernames.len().min(8)],
-        conns,
-        flow::Scope::OpenId,
-    )
-    .await
-    {
-        Ok(prepared) => {
-            let s = load::run(addr, flow::sign_in_page(&prepared), conns, args.duration).await?;
-            measure("sign_in_page", s, &server)?;
-            server.reset_peak();
-            // Enough codes for the redemption run at 125 % of the refresh rate.
-            let wanted =
-                (refresh_rps * args.duration.as_secs_f64() * 1.25).clamp(1000.0, 400_000.0);
-            let (s, codes) = flow::mint(addr, &prepared, wanted as usize, conns).await?;
-            measure("authorize", s, &server)?;
-            server.reset_peak();
-            let s = load::run(addr, flow::redeem(codes), conns, args.duration).await?;
-            measure("code_redeem", s, &server)?;
-            server.reset_peak();
-        }
-        Err(e) if baseline => println!("    browser-flow scenarios left out: {e:#}"),
-        Err(e) => return Err(e.context("preparing the browser-flow scenarios")),
+    if args.runs(&["login"]) {
+        let s = load::run(addr, login.clone(), conns, args.duration).await?;
+        measure("login", s, &server)?;
+        server.reset_peak();
     }
-    let register = Scenario::Register {
-        prefix: "bench".into(),
-    };
-    let s = load::run(addr, register, conns, args.duration).await?;
-    measure("register", s, &server)?;
-    server.reset_peak();
-    // A login storm saturating hashing, and /users/me measured meanwhile.
-    let me_conns = (conns / 4).max(1);
-    let (_, during) = tokio::join!(
-        load::run(addr, login, conns, args.duration),
-        load::run(addr, me, me_conns, args.duration),
-    );
-    measure("me_in_storm", during?, &server)?;
+    // The refresh rate sizes the code redemption run.
+    let mut refresh_rps = 0.0;
+    if args.runs(&["refresh", "authorize", "code_redeem"]) {
+        let refresh = Scenario::Refresh {
+            seeds: Arc::clone(&seeded.refresh),
+        };
+        let s = load::run(
+            addr,
+            refresh,
+            conns.min(seeded.refresh.len()),
+            args.duration,
+        )
+        .await?;
+        refresh_rps = measure("refresh", s, &server)?;
+        server.reset_peak();
+    }
+    if args.runs(&["sign_in_page", "authorize", "code_redeem"]) {
+        match flow::prepare(
+            addr,
+            &seeded.usernames[..seeded.usernames.len().min(8)],
+            conns,
+            flow::Scope::OpenId,
+        )
+        .await
+        {
+            Ok(prepared) => {
+                let s =
+                    load::run(addr, flow::sign_in_page(&prepared), conns, args.duration).await?;
+                measure("sign_in_page", s, &server)?;
+                server.reset_peak();
+                // Enough codes for the redemption run at 125 % of the refresh rate.
+                let wanted =
+                    (refresh_rps * args.duration.as_secs_f64() * 1.25).clamp(1000.0, 400_000.0);
+                let (s, codes) = flow::mint(addr, &prepared, wanted as usize, conns).await?;
+                measure("authorize", s, &server)?;
+                server.reset_peak();
+                let s = load::run(addr, flow::redeem(codes), conns, args.duration).await?;
+                measure("code_redeem", s, &server)?;
+                server.reset_peak();
+            }
+            Err(e) if baseline => println!("    browser-flow scenarios left out: {e:#}"),
+            Err(e) => return Err(e.context("preparing the browser-flow scenarios")),
+        }
+    }
+    if args.runs(&["register"]) {
+        let register = Scenario::Register {
+            prefix: "bench".into(),
+        };
+        let s = load::run(addr, register, conns, args.duration).await?;
+        measure("register", s, &server)?;
+        server.reset_peak();
+    }
+    if args.runs(&["me_in_storm"]) {
+        // A login storm saturating hashing, and /users/me measured meanwhile.
+        let me_conns = (conns / 4).max(1);
+        let (_, during) = tokio::join!(
+            load::run(addr, login, conns, args.duration),
+            load::run(addr, me, me_conns, args.duration),
+        );
+        measure("me_in_storm", during?, &server)?;
+    }
     server.stop();
     Ok((rows, idle_rss))
 }
@@ -496,31 +549,46 @@ fn find<'a>(rows: &'a [Row], backend: &str, scenario: &str) -> Option<&'a Row> {
         .find(|r| r.backend == backend && r.scenario == scenario)
 }
 
-/// The ratios the performance targets are stated in.
+/// The ratios the performance targets are stated in: those whose
+/// scenarios ran (all of them unless `--only` chose some).
 fn summary(backend: &str, rows: &[Row], idle_rss: f64, hashes_per_sec: f64, cores: usize) -> Value {
-    let rps = |s| find(rows, backend, s).map_or(0.0, |r| r.rps);
-    let p99 = |s| find(rows, backend, s).map_or(0.0, |r| r.p99);
-    let me_vs_floor = rps("users_me") / rps("healthz").max(f64::MIN_POSITIVE);
-    let login_vs_limit = rps("login") / (hashes_per_sec * cores as f64).max(f64::MIN_POSITIVE);
-    let storm_p99 = p99("me_in_storm") / p99("users_me").max(f64::MIN_POSITIVE);
-    let refresh_per_core = rps("refresh") / cores as f64;
-    let code_vs_refresh = rps("code_redeem") / rps("refresh").max(f64::MIN_POSITIVE);
-    let page_vs_floor = rps("sign_in_page") / rps("healthz").max(f64::MIN_POSITIVE);
-    let p50 = |s| find(rows, backend, s).map_or(0.0, |r| r.p50);
-    let admin = find(rows, backend, "admin_users").map(|_| {
-        (
-            p50("admin_users") / p50("users_me").max(f64::MIN_POSITIVE),
-            p99("admin_users") / p99("users_me").max(f64::MIN_POSITIVE),
-        )
-    });
-    let admin_text = admin.map_or(String::new(), |(p50, p99)| {
-        format!(" | admin page of 100 = {p50:.2}x /users/me at p50, {p99:.2}x at p99")
-    });
+    let row = |s| find(rows, backend, s);
+    let ratio = |a, b, of: fn(&Row) -> f64| Some(of(row(a)?) / of(row(b)?).max(f64::MIN_POSITIVE));
+    let rps = |r: &Row| r.rps;
+    let p50 = |r: &Row| r.p50;
+    let p99 = |r: &Row| r.p99;
+    let me_vs_floor = ratio("users_me", "healthz", rps);
+    let login_vs_limit =
+        row("login").map(|r| r.rps / (hashes_per_sec * cores as f64).max(f64::MIN_POSITIVE));
+    let storm_p99 = ratio("me_in_storm", "users_me", p99);
+    let refresh_per_core = row("refresh").map(|r| r.rps / cores as f64);
+    let code_vs_refresh = ratio("code_redeem", "refresh", rps);
+    let page_vs_floor = ratio("sign_in_page", "healthz", rps);
+    let admin_p50 = ratio("admin_users", "users_me", p50);
+    let admin_p99 = ratio("admin_users", "users_me", p99);
     let peak = rows
         .iter()
         .filter(|r| r.backend == backend)
         .map(|r| r.peak_rss_mib)
         .fold(0.0, f64::max);
+    let parts = [
+        me_vs_floor.map(|x| format!("/users/me = {:.0}% of /healthz", x * 100.0)),
+        login_vs_limit.map(|x| {
+            format!(
+                "logins = {:.0}% of {cores} x {hashes_per_sec:.1} hashes/s",
+                x * 100.0
+            )
+        }),
+        storm_p99.map(|x| format!("/users/me p99 in login storm = {x:.2}x idle")),
+        refresh_per_core.map(|x| format!("refresh {x:.0}/s per core")),
+        code_vs_refresh.map(|x| format!("code redemption = {:.0}% of refresh", x * 100.0)),
+        page_vs_floor.map(|x| format!("sign-in page = {:.0}% of /healthz", x * 100.0)),
+        Some(format!("RSS idle {idle_rss:.1} MiB, peak {peak:.1} MiB")),
+        admin_p50.zip(admin_p99).map(|(p50, p99)| {
+            format!("admin page of 100 = {p50:.2}x /users/me at p50, {p99:.2}x at p99")
+        }),
+    ];
+    let text: Vec<String> = parts.into_iter().flatten().collect();
     json!({
         "backend": backend,
         "users_me_over_healthz": me_vs_floor,
@@ -529,20 +597,11 @@ fn summary(backend: &str, rows: &[Row], idle_rss: f64, hashes_per_sec: f64, core
         "refresh_per_core": refresh_per_core,
         "code_redeem_over_refresh": code_vs_refresh,
         "sign_in_page_over_healthz": page_vs_floor,
-        "admin_page_p50_over_users_me": admin.map(|a| a.0),
-        "admin_page_p99_over_users_me": admin.map(|a| a.1),
+        "admin_page_p50_over_users_me": admin_p50,
+        "admin_page_p99_over_users_me": admin_p99,
         "idle_rss_mib": idle_rss,
         "peak_rss_mib": peak,
-        "text": format!(
-            "{backend:<9} /users/me = {:.0}% of /healthz | logins = {:.0}% of {cores} x {hashes_per_sec:.1} hashes/s | \
-             /users/me p99 in login storm = {storm_p99:.2}x idle | refresh {refresh_per_core:.0}/s per core | \
-             code redemption = {:.0}% of refresh | sign-in page = {:.0}% of /healthz | \
-             RSS idle {idle_rss:.1} MiB, peak {peak:.1} MiB{admin_text}",
-            me_vs_floor * 100.0,
-            login_vs_limit * 100.0,
-            code_vs_refresh * 100.0,
-            page_vs_floor * 100.0,
-        ),
+        "text": format!("{backend:<9} {}", text.join(" | ")),
     })
 }
 

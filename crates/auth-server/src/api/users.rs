@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use auth_core::{Email, Registration, Store, User};
+use auth_core::{Email, Registration, Store, User, UserSummary};
 use chrono::{DateTime, Utc};
 use poem_openapi::auth::Bearer;
 use poem_openapi::payload::Json;
@@ -59,6 +59,12 @@ pub struct PublicUser {
 
 impl From<User> for PublicUser {
     fn from(user: User) -> Self {
+        UserSummary::from(user).into()
+    }
+}
+
+impl From<UserSummary> for PublicUser {
+    fn from(user: UserSummary) -> Self {
         Self {
             id: user.id,
             username: user.username,

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use auth_core::{BrowserSession, Registration, Session, Store, User, UserChange, UserQuery};
+use auth_core::{
+    BrowserSession, Registration, Session, Store, User, UserChange, UserQuery, UserSummary,
+};
 use chrono::{DateTime, Utc};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -29,6 +31,12 @@ pub struct AdminUser {
 
 impl From<User> for AdminUser {
     fn from(user: User) -> Self {
+        UserSummary::from(user).into()
+    }
+}
+
+impl From<UserSummary> for AdminUser {
+    fn from(user: UserSummary) -> Self {
         Self {
             disabled: user.disabled,
             account: user.into(),
