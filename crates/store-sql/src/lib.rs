@@ -111,10 +111,10 @@ pub trait Dialect: Database {
     const BYTE_ORDER: &'static str;
 
     /// Wraps `page`, a statement selecting
-    /// [`USER_SUMMARY_COLUMNS`](rows::USER_SUMMARY_COLUMNS) and
-    /// `username_key`, so the whole page comes back as one row: a JSON
-    /// array of [`UserSummaryRow`](rows::UserSummaryRow) objects in `username_key` byte
-    /// order — where that is cheaper than rows. SQLite hands each row over
+    /// [`USER_SUMMARY_COLUMNS`](rows::USER_SUMMARY_COLUMNS), so the whole
+    /// page comes back as one row: a JSON array of
+    /// [`UserSummaryRow`](rows::UserSummaryRow) objects (in `page`'s order
+    /// in practice; the caller checks) — where that is cheaper than rows. SQLite hands each row over
     /// from its worker thread, so 100 rows cost 100 hand-overs (most of a
     /// page's time); one row, one. PostgreSQL streams rows cheaply and
     /// building JSON there costs more (`None`). Both measured by `cargo

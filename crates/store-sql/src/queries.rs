@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use super::Db;
 use crate::rows::{
-    already_used_or_invalid, as_sql_int, pending_migrations, require_found, SessionUserRow,
-    ThrottleRow, TokenSessionUserRow, UserRow, UserSummaryRow, JOINED_USER_COLUMNS,
+    already_used_or_invalid, as_sql_int, pending_migrations, put_in_key_order, require_found,
+    SessionUserRow, ThrottleRow, TokenSessionUserRow, UserRow, UserSummaryRow, JOINED_USER_COLUMNS,
     SESSIONS_WITH_USERS, SESSION_COLUMNS, THROTTLE_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
     USER_SUMMARY_COLUMNS,
 };
@@ -323,8 +323,10 @@ impl UserStore for SqlStore<Db> {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(map_error)?;
-                serde_json::from_str(&json)
-                    .map_err(|e| StoreError::Other(format!("unreadable account page: {e}")))?
+                let mut rows: Vec<UserSummaryRow> = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Other(format!("unreadable account page: {e}")))?;
+                put_in_key_order(&mut rows);
+                rows
             }
             None => {
                 let mut statement = sqlx::query_as::<_, UserSummaryRow>(&page);
@@ -382,9 +384,7 @@ fn user_search_sql(byte_order: &str, query: &UserQuery) -> String {
     } else {
         format!(" WHERE {}", conditions.join(" AND "))
     };
-    format!(
-        "SELECT {USER_SUMMARY_COLUMNS}, username_key FROM users{filter} ORDER BY {username} LIMIT ${next}"
-    )
+    format!("SELECT {USER_SUMMARY_COLUMNS} FROM users{filter} ORDER BY {username} LIMIT ${next}")
 }
 
 impl SessionStore for SqlStore<Db> {

@@ -76,11 +76,11 @@ impl Dialect for Sqlite {
     fn user_page_as_json(page: &str) -> Option<String> {
         Some(format!(
             "SELECT json_group_array(json_object(\
-             'id', lower(hex(id)), 'username', username, 'email', email, \
-             'created_at', created_at, \
+             'id', lower(hex(id)), 'username', username, 'username_key', username_key, \
+             'email', email, 'created_at', created_at, \
              'disabled', CASE WHEN disabled THEN json('true') ELSE json('false') END, \
              'email_verified', CASE WHEN email_verified THEN json('true') ELSE json('false') END\
-             ) ORDER BY username_key) FROM ({page}) AS page"
+             )) FROM ({page}) AS page"
         ))
     }
 
@@ -135,5 +135,40 @@ impl Dialect for Sqlite {
 
     async fn unlock_migrations(_conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rows::fixed_width_time;
+
+    #[test]
+    fn stored_times_read_back_to_the_microsecond() {
+        for text in [
+            "2026-12-04T17:41:17.123456Z",
+            "1999-02-28T00:00:00.000001Z",
+            "2024-02-29T23:59:59.999999Z",
+        ] {
+            let at = DateTime::parse_from_rfc3339(text).expect("valid").to_utc();
+            assert_eq!(Sqlite::time(at), text);
+            assert_eq!(fixed_width_time(text), Some(at), "{text}");
+        }
+    }
+
+    #[test]
+    fn other_shapes_are_left_to_the_general_parser() {
+        for text in [
+            "2026-12-04T17:41:17Z",
+            "2026-12-04T17:41:17.123456+00:00",
+            "2026-13-04T17:41:17.123456Z",
+            "2026-02-30T17:41:17.123456Z",
+            "2026-12-04T25:41:17.123456Z",
+            "2026-12-04T17:41:17.12345xZ",
+            "2026-12-04 17:41:17.123456Z",
+            "+026-12-04T17:41:17.123456Z",
+        ] {
+            assert_eq!(fixed_width_time(text), None, "{text}");
+        }
     }
 }
