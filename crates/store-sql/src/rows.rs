@@ -60,8 +60,32 @@ pub struct UserSummaryRow {
     pub email: String,
     #[serde(deserialize_with = "stored_time")]
     pub created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "stored_bool")]
     pub disabled: bool,
+    #[serde(deserialize_with = "stored_bool")]
     pub email_verified: bool,
+}
+
+/// A boolean as SQLite keeps it: the integer 0 or 1 (JSON `true`/`false`
+/// read too).
+fn stored_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    struct StoredBool;
+    impl serde::de::Visitor<'_> for StoredBool {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("0, 1, true or false")
+        }
+        fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<bool, E> {
+            Ok(value)
+        }
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<bool, E> {
+            Ok(value != 0)
+        }
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<bool, E> {
+            Ok(value != 0)
+        }
+    }
+    deserializer.deserialize_any(StoredBool)
 }
 
 /// Sorts a JSON page by `username_key` unless it already is (the usual

@@ -76,10 +76,9 @@ impl Dialect for Sqlite {
     fn user_page_as_json(page: &str) -> Option<String> {
         Some(format!(
             "SELECT json_group_array(json_object(\
-             'id', lower(hex(id)), 'username', username, 'username_key', username_key, \
+             'id', hex(id), 'username', username, 'username_key', username_key, \
              'email', email, 'created_at', created_at, \
-             'disabled', CASE WHEN disabled THEN json('true') ELSE json('false') END, \
-             'email_verified', CASE WHEN email_verified THEN json('true') ELSE json('false') END\
+             'disabled', disabled, 'email_verified', email_verified\
              )) FROM ({page}) AS page"
         ))
     }
