@@ -91,7 +91,7 @@ struct Inner {
     in_flight: Arc<AtomicUsize>,
     /// Jobs a thread is working on.
     running: Arc<AtomicUsize>,
-    /// A real hash of a random password with the configured cost: verifying
+    /// A hash no password matches, with the configured cost: verifying
     /// unknown users against it makes their timing match real ones.
     dummy_hash: String,
 }
@@ -158,13 +158,7 @@ impl PasswordHasher {
                 .spawn(move || worker(receiver, running))
                 .map_err(|e| AuthError::Internal(format!("cannot start hashing thread: {e}")))?;
         }
-        let dummy_password: String = {
-            use rand::RngCore;
-            let mut bytes = [0u8; 24];
-            rand::thread_rng().fill_bytes(&mut bytes);
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        };
-        let dummy_hash = hash_blocking(&mut WorkArea::default(), &params, &dummy_password)?;
+        let dummy_hash = dummy_hash(&params)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
@@ -270,7 +264,12 @@ fn hash_blocking(
             area.blocks(params),
         )
         .map_err(internal)?;
-    let output = Output::new(&out).map_err(internal)?;
+    phc_string(params, &salt, &out)
+}
+
+/// The PHC string of an Argon2id hash `out` of some password with `salt`.
+fn phc_string(params: &Params, salt: &SaltString, out: &[u8]) -> Result<String, AuthError> {
+    let output = Output::new(out).map_err(internal)?;
     Ok(format!(
         "${}$v={}$m={},t={},p={}${}${}",
         Algorithm::Argon2id.ident(),
@@ -281,6 +280,19 @@ fn hash_blocking(
         salt.as_str(),
         output
     ))
+}
+
+/// What unknown accounts are verified against: a PHC string with the
+/// configured parameters, a random salt and a random output. Verifying
+/// costs exactly what a real hash costs (the work is hashing the candidate),
+/// and no password hashes to 32 random bytes. Nothing is hashed to make it,
+/// so start-up neither takes a hash's time nor leaves its 19 MiB work area
+/// behind in the allocator.
+fn dummy_hash(params: &Params) -> Result<String, AuthError> {
+    use rand::RngCore;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    rand::thread_rng().fill_bytes(&mut out);
+    phc_string(params, &SaltString::generate(&mut OsRng), &out)
 }
 
 /// Checks `candidate` against a stored PHC string, with the parameters the
@@ -411,6 +423,20 @@ mod tests {
         let hasher = PasswordHasher::new(&cheap()).unwrap();
         let v = hasher.verify(None, "anything at all").await.unwrap();
         assert!(!v.matches);
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_costs() {
+        let hasher = PasswordHasher::new(&cheap()).unwrap();
+        let dummy = PasswordHash::new(&hasher.inner.dummy_hash).unwrap();
+        assert!(uses_params(&dummy, &hasher.inner.params), "configured cost");
+        assert_eq!(dummy.algorithm, Algorithm::Argon2id.ident());
+        assert_eq!(
+            dummy.hash.map(|h| h.len()),
+            Some(Params::DEFAULT_OUTPUT_LEN)
+        );
+        let other = PasswordHasher::new(&cheap()).unwrap();
+        assert_ne!(hasher.inner.dummy_hash, other.inner.dummy_hash, "random");
     }
 
     #[tokio::test]
