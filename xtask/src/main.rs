@@ -91,7 +91,7 @@ enum Task {
         baseline: Option<PathBuf>,
         /// Only these scenarios, separated by commas (`users_me,admin_users`);
         /// the ratios that need the others are left out.
-        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(bench::SCENARIOS))]
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(bench::scenarios()))]
         only: Vec<String>,
     },
 }

@@ -114,9 +114,9 @@ pub trait Dialect: Database {
     /// [`USER_SUMMARY_COLUMNS`](rows::USER_SUMMARY_COLUMNS), so the whole
     /// page comes back as one row: a JSON array of
     /// [`UserSummaryRow`](rows::UserSummaryRow) objects (in `page`'s order
-    /// in practice; the caller checks) — where that is cheaper than rows. SQLite hands each row over
-    /// from its worker thread, so 100 rows cost 100 hand-overs (most of a
-    /// page's time); one row, one. PostgreSQL streams rows cheaply and
+    /// in practice; the caller checks) — where that is cheaper than rows.
+    /// SQLite hands each row over from its worker thread, so 100 rows cost
+    /// 100 hand-overs (most of a page's time); one row, one. PostgreSQL streams rows cheaply and
     /// building JSON there costs more (`None`). Both measured by `cargo
     /// xtask bench` (the admin scenario).
     fn user_page_as_json(page: &str) -> Option<String>;
