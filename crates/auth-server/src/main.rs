@@ -8,6 +8,10 @@ use auth_server::backend::{self, Command};
 use auth_server::{keys, telemetry, Config};
 use clap::{Parser, Subcommand};
 
+/// mimalloc: see `tessera-alloc` for why, and what it is told.
+#[global_allocator]
+static ALLOCATOR: tessera_alloc::Allocator = tessera_alloc::Allocator;
+
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "Self-hosted authentication server")]
 struct Cli {
@@ -141,6 +145,7 @@ enum KeysCmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    tessera_alloc::return_freed_memory_at_once();
     let cli = Cli::parse();
     if let Some(Cmd::Keys(KeysCmd::Generate { alg, out, kid })) = &cli.command {
         // Needs no configuration: it only writes a file.
