@@ -311,18 +311,13 @@ impl UserStore for SqlStore<Db> {
     async fn search_users(&self, query: &UserQuery) -> Result<Vec<UserSummary>, StoreError> {
         let page = user_search_sql(Db::BYTE_ORDER, query);
         let texts = user_search_texts(query);
-        let limit = i64::from(query.limit);
         let rows: Vec<UserSummaryRow> = match Db::user_page_as_json(&page) {
             Some(sql) => {
                 let mut statement = sqlx::query_scalar::<_, String>(&sql);
                 for text in &texts {
                     statement = statement.bind(text.as_str());
                 }
-                let json = statement
-                    .bind(limit)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(map_error)?;
+                let json = statement.fetch_one(&self.pool).await.map_err(map_error)?;
                 let mut rows: Vec<UserSummaryRow> = serde_json::from_str(&json)
                     .map_err(|e| StoreError::Other(format!("unreadable account page: {e}")))?;
                 put_in_key_order(&mut rows);
@@ -333,19 +328,15 @@ impl UserStore for SqlStore<Db> {
                 for text in &texts {
                     statement = statement.bind(text.as_str());
                 }
-                statement
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(map_error)?
+                statement.fetch_all(&self.pool).await.map_err(map_error)?
             }
         };
         Ok(rows.into_iter().map(UserSummary::from).collect())
     }
 }
 
-/// The text parameters of [`user_search_sql`], in its order (the limit
-/// comes last): the cursor, then a prefix's range.
+/// The parameters of [`user_search_sql`], in its order: the cursor, then a
+/// prefix's range.
 fn user_search_texts(query: &UserQuery) -> Vec<String> {
     let mut texts = Vec::new();
     if let Some(after) = &query.after {
@@ -362,6 +353,14 @@ fn user_search_texts(query: &UserQuery) -> Vec<String> {
 /// varies rather than `$n IS NULL OR ...`, which would defeat a generic
 /// plan's index use. A prefix is a byte range `[p, p + U+10FFFF)` on either
 /// key, which both the ordered index and the email index serve.
+///
+/// The limit is written into the statement (a number this code computed,
+/// never text from a request): with `LIMIT $n` PostgreSQL judged the
+/// generic plan worse than a custom one and planned every page anew
+/// (`EXPLAIN ANALYZE EXECUTE`: 40–80 µs of planning for 60 µs of
+/// execution); with the limit written in, it settles on the generic plan
+/// after five pages (5 µs). One statement per page size, in each
+/// connection's statement cache.
 fn user_search_sql(byte_order: &str, query: &UserQuery) -> String {
     let username = format!("username_key{byte_order}");
     let email = format!("email_key{byte_order}");
@@ -377,14 +376,16 @@ fn user_search_sql(byte_order: &str, query: &UserQuery) -> String {
             "(({username} >= ${from} AND {username} < ${to}) \
              OR ({email} >= ${from} AND {email} < ${to}))"
         ));
-        next += 2;
     }
     let filter = if conditions.is_empty() {
         String::new()
     } else {
         format!(" WHERE {}", conditions.join(" AND "))
     };
-    format!("SELECT {USER_SUMMARY_COLUMNS} FROM users{filter} ORDER BY {username} LIMIT ${next}")
+    format!(
+        "SELECT {USER_SUMMARY_COLUMNS} FROM users{filter} ORDER BY {username} LIMIT {}",
+        query.limit
+    )
 }
 
 impl SessionStore for SqlStore<Db> {
