@@ -152,6 +152,15 @@ impl Sample {
     pub fn ms(&self, quantile: f64) -> f64 {
         self.micros.value_at_quantile(quantile) as f64 / 1000.0
     }
+
+    /// Adds another run of the same scenario: counts, time and latencies.
+    pub fn merge(&mut self, other: &Sample) -> Result<()> {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.micros.add(&other.micros)?;
+        Ok(())
+    }
 }
 
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {

@@ -237,6 +237,36 @@ fn argon2_hashes_per_second(budget: Duration) -> Result<f64> {
     Ok(f64::from(hashes) / started.elapsed().as_secs_f64())
 }
 
+/// Slices each scenario's run is cut into by [`side_by_side`].
+const SLICES: u32 = 4;
+
+/// Runs the scenarios in turn, a slice of `duration / SLICES` each, until
+/// each has had `duration`: a ratio between them then compares the same
+/// minutes of a shared machine (whose speed drifts by several percent
+/// within one) rather than two runs seconds apart.
+async fn side_by_side<const N: usize>(
+    scenarios: [Scenario; N],
+    addr: std::net::SocketAddr,
+    connections: usize,
+    duration: Duration,
+) -> Result<[Sample; N]> {
+    let slice = duration / SLICES;
+    let mut totals: Vec<Option<Sample>> = vec![None; N];
+    for _ in 0..SLICES {
+        for (scenario, total) in scenarios.iter().zip(&mut totals) {
+            let sample = load::run(addr, scenario.clone(), connections, slice).await?;
+            match total {
+                Some(total) => total.merge(&sample)?,
+                None => *total = Some(sample),
+            }
+        }
+    }
+    let totals: Vec<Sample> = totals.into_iter().flatten().collect();
+    totals
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a side-by-side scenario ran no slice"))
+}
+
 /// Benches one binary on one backend. `baseline`: an older build, which
 /// may predate the browser flow (its scenarios are then left out).
 async fn bench_backend(
@@ -318,26 +348,41 @@ async fn bench_backend(
     let me = Scenario::Me {
         tokens: Arc::clone(&seeded.access),
     };
-    if args.runs(&["users_me"]) {
-        let s = load::run(addr, me.clone(), conns, args.duration).await?;
-        measure("users_me", s, &server)?;
-        server.reset_peak();
-    }
     let url = env
         .iter()
         .find(|(key, _)| *key == "TESSERA_STORAGE__URL")
         .map(|(_, url)| url.as_str());
-    if args.runs(&["admin_users"]) {
+    let pages = if args.runs(&["admin_users"]) {
         match admin::prepare(backend, url, addr, args.admin_accounts).await {
-            Ok(Some(pages)) => {
-                let s = load::run(addr, pages, conns, args.duration).await?;
-                measure("admin_users", s, &server)?;
-                server.reset_peak();
+            Ok(pages) => pages,
+            Err(e) if baseline => {
+                println!("    admin scenario left out: {e:#}");
+                None
             }
-            Ok(None) => {}
-            Err(e) if baseline => println!("    admin scenario left out: {e:#}"),
             Err(e) => return Err(e.context("preparing the admin scenario")),
         }
+    } else {
+        None
+    };
+    match (args.runs(&["users_me"]), pages) {
+        (true, Some(pages)) => {
+            let [me_sample, page_sample] =
+                side_by_side([me.clone(), pages], addr, conns, args.duration).await?;
+            measure("users_me", me_sample, &server)?;
+            measure("admin_users", page_sample, &server)?;
+            server.reset_peak();
+        }
+        (true, None) => {
+            let s = load::run(addr, me.clone(), conns, args.duration).await?;
+            measure("users_me", s, &server)?;
+            server.reset_peak();
+        }
+        (false, Some(pages)) => {
+            let s = load::run(addr, pages, conns, args.duration).await?;
+            measure("admin_users", s, &server)?;
+            server.reset_peak();
+        }
+        (false, None) => {}
     }
     let login = Scenario::Login {
         usernames: Arc::clone(&seeded.usernames),
