@@ -22,6 +22,7 @@
 /// in the binary.
 pub use mimalloc::MiMalloc as Allocator;
 
+#[cfg(test)]
 use std::os::raw::c_long;
 
 /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (`mimalloc.h`; the
@@ -45,18 +46,18 @@ pub fn return_freed_memory_at_once() {
     }
 }
 
-/// The purge delay now in effect, in milliseconds.
-pub fn purge_delay_ms() -> c_long {
-    // SAFETY: as above: a read of one value in the option table.
-    #[allow(unsafe_code)]
-    unsafe {
-        libmimalloc_sys::mi_option_get(PURGE_DELAY)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The purge delay now in effect, in milliseconds.
+    fn purge_delay_ms() -> c_long {
+        // SAFETY: as above: a read of one value in the option table.
+        #[allow(unsafe_code)]
+        unsafe {
+            libmimalloc_sys::mi_option_get(PURGE_DELAY)
+        }
+    }
 
     /// If mimalloc's option list ever moved, this position would read some
     /// other option, whose default is not 1000 (no other option's is).
